@@ -1,0 +1,1 @@
+"""The jimu command line."""

@@ -1,0 +1,324 @@
+"""The ``jimu`` command: sites, plugins, migrations, serving and the demo.
+
+Every command that works on a site takes ``--site PATH`` (default: the
+``JIMU_SITE`` environment variable, else the current folder). Errors are one
+readable line on standard error and exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+import jimu
+from jimu.errors import JimuError
+from jimu.plugins import ENTRY_POINT_GROUP, available_plugins, load_plugins
+from jimu.site import CONFIG_FILE, Site, create_site
+
+T = TypeVar("T")
+
+_site_option = click.option(
+    "--site",
+    "site_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: os.environ.get("JIMU_SITE", "."),
+    show_default="$JIMU_SITE or the current folder",
+    help="The site folder (the one holding site.toml).",
+)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    """Run a coroutine, turning the kernel's errors into a readable CLI error."""
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except JimuError as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+def _friendly(func: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except JimuError as exc:
+            raise click.ClickException(exc.detail) from exc
+
+    return wrapper
+
+
+def _load(site_path: Path) -> Site:
+    try:
+        return Site.load(site_path)
+    except JimuError as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(jimu.__version__, prog_name="jimu")
+def cli() -> None:
+    """Jimu (积木): a plugin-based low-code framework for online stores."""
+
+
+# -- sites ---------------------------------------------------------------------
+
+
+@cli.group()
+def site() -> None:
+    """Create and inspect sites."""
+
+
+@site.command("new")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--db", "database_url", help="Database URL (default: SQLite file site.sqlite in the site folder).")
+@click.option("--plugins", default="", help="Comma-separated plugins to enable, e.g. crm,loyalty.")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True)
+@click.option("--locale", default="zh-CN", show_default=True)
+@_friendly
+def site_new(path: Path, database_url: str | None, plugins: str, timezone: str, locale: str) -> None:
+    """Create a site folder PATH with its site.toml and database."""
+    names = [name.strip() for name in plugins.split(",") if name.strip()]
+    load_plugins(names)  # refuse unknown plugins and missing requirements before writing anything
+    create_site(path, database_url=database_url, plugins=names, timezone=timezone, locale=locale)
+    try:
+        _run(_open_and_close(Site.load(path)))
+    except click.ClickException:
+        (path / CONFIG_FILE).unlink(missing_ok=True)
+        raise
+    click.echo(f"Created site {path.name!r} in {path.resolve()}")
+    click.echo(f"Serve it with: jimu serve --site {path}")
+
+
+async def _open_and_close(loaded: Site) -> None:
+    async with loaded:
+        pass
+
+
+# -- serving -------------------------------------------------------------------
+
+
+@cli.command()
+@_site_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Processes to run.")
+def serve(site_path: Path, host: str, port: int, workers: int) -> None:
+    """Serve a site over HTTP (uvicorn)."""
+    _serve(site_path, host, port, workers)
+
+
+def _serve(site_path: Path, host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    _load(site_path)  # fail early with a readable message
+    os.environ["JIMU_SITE"] = str(site_path.resolve())
+    click.echo(f"Jimu site {site_path.resolve().name!r} at http://{host}:{port}/")
+    click.echo(f"  API:     http://{host}:{port}/api/v1/meta/entities")
+    click.echo(f"  OpenAPI: http://{host}:{port}/schema")
+    sys.stdout.flush()
+    uvicorn.run(
+        "jimu_cli.asgi:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- plugins -------------------------------------------------------------------
+
+
+@cli.group()
+def plugins() -> None:
+    """List, enable and disable plugins of a site."""
+
+
+@plugins.command("list")
+@_site_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@_friendly
+def plugins_list(site_path: Path, as_json: bool) -> None:
+    """Show installed plugins: name, version, enabled on the site, hooks."""
+    enabled: list[str] = []
+    if (site_path / CONFIG_FILE).is_file():
+        enabled = _load(site_path).config.plugins
+    installed = available_plugins()
+    manager = load_plugins([name for name in enabled if name in installed])
+    rows = []
+    for plugin in manager.plugins.values():
+        rows.append(
+            {
+                "name": plugin.name,
+                "version": plugin.info.version,
+                "builtin": plugin.builtin,
+                "enabled": True,
+                "requires": plugin.info.requires,
+                "hooks": plugin.hook_names(),
+            }
+        )
+    for name in sorted(set(installed) - set(manager.plugins)):
+        try:
+            module = installed[name]()
+            info = module.PLUGIN
+            rows.append(
+                {
+                    "name": name,
+                    "version": info.version,
+                    "builtin": False,
+                    "enabled": False,
+                    "requires": info.requires,
+                    "hooks": [],
+                }
+            )
+        except Exception as exc:  # an installed plugin that cannot even import
+            rows.append({"name": name, "error": str(exc), "enabled": False})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        if "error" in row:
+            click.echo(f"  {row['name']:<24} cannot load: {row['error']}")
+            continue
+        state = "built-in" if row["builtin"] else ("enabled" if row["enabled"] else "available")
+        hooks = ", ".join(row["hooks"]) or "-"
+        click.echo(f"  {row['name']:<24} {row['version']:<10} {state:<10} hooks: {hooks}")
+    if not installed:
+        click.echo(f"(no plugins installed in the {ENTRY_POINT_GROUP!r} entry-point group)")
+
+
+@plugins.command("enable")
+@click.argument("name")
+@_site_option
+def plugins_enable(name: str, site_path: Path) -> None:
+    """Enable plugin NAME: create its tables, load its seed data, run its install hook."""
+    loaded = _load(site_path)
+
+    async def enable() -> None:
+        async with loaded:
+            await loaded.enable_plugin(name)
+
+    _run(enable())
+    click.echo(f"Enabled {name!r} on site {loaded.config.name!r}")
+
+
+@plugins.command("disable")
+@click.argument("name")
+@_site_option
+def plugins_disable(name: str, site_path: Path) -> None:
+    """Disable plugin NAME; its tables and data are kept."""
+    loaded = _load(site_path)
+
+    async def disable() -> None:
+        async with loaded:
+            await loaded.disable_plugin(name)
+
+    _run(disable())
+    click.echo(f"Disabled {name!r} on site {loaded.config.name!r}; its data is kept")
+
+
+# -- migrations ----------------------------------------------------------------
+
+
+@cli.command()
+@_site_option
+@click.option("--plan", "mode", flag_value="plan", default=True, help="List pending changes (default).")
+@click.option("--apply", "mode", flag_value="apply", help="Apply every pending change.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def migrate(site_path: Path, mode: str, as_json: bool) -> None:
+    """Review (--plan) or apply (--apply) schema changes that could lose data."""
+    loaded = _load(site_path)
+
+    async def work() -> list[dict[str, Any]]:
+        async with loaded:
+            if mode == "apply":
+                return [change.as_dict() for change in await loaded.apply_pending()]
+            return [change.as_dict() for change in (await loaded.plan()).changes]
+
+    changes = _run(work())
+    if as_json:
+        click.echo(json.dumps({"mode": mode, "changes": changes}, ensure_ascii=False, indent=2))
+        return
+    if not changes:
+        click.echo("Nothing to migrate: the database matches the metadata.")
+        return
+    verb = "Applied" if mode == "apply" else "Pending"
+    click.echo(f"{verb} changes ({len(changes)}):")
+    for change in changes:
+        where = f"{change['entity']}.{change['field']}" if change["field"] else change["entity"]
+        risk = f" — {change['values_at_risk']} stored value(s) affected" if change["values_at_risk"] is not None else ""
+        click.echo(f"  {change['kind']:<14} {where}: {change['detail']}{risk}")
+        for statement in change["sql"]:
+            click.echo(f"      {statement}")
+    if mode == "plan":
+        click.echo("Nothing was changed. Apply with: jimu migrate --apply")
+
+
+# -- the demo ------------------------------------------------------------------
+
+DEMO_PLUGINS = ("demo_store", "example_vip")
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-site"), show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Create the demo site and its data, then stop.")
+def demo(folder: Path, host: str, port: int, no_serve: bool) -> None:
+    """Create (on first run) and serve a demo store with sample data."""
+    if not (folder / CONFIG_FILE).is_file():
+        click.echo(f"Creating the demo site in {folder.resolve()} ...")
+        try:
+            create_site(folder, name="demo", plugins=DEMO_PLUGINS)
+            loaded = Site.load(folder)
+        except JimuError as exc:
+            raise click.ClickException(exc.detail) from exc
+
+        async def fill() -> dict[str, int]:
+            async with loaded:
+                return await loaded.load_fixtures("demo")
+
+        try:
+            counts = _run(fill())
+        except click.ClickException:
+            (folder / CONFIG_FILE).unlink(missing_ok=True)
+            raise
+        for entity, count in sorted(counts.items()):
+            click.echo(f"  {count:>6} {entity} records")
+    if no_serve:
+        click.echo(f"Demo site ready in {folder.resolve()}")
+        return
+    _serve(folder, host, port)
+
+
+def _plugin_commands() -> None:
+    """Add ``jimu_cli_commands`` of the plugins enabled on the current site."""
+    site_path = Path(os.environ.get("JIMU_SITE", "."))
+    if not (site_path / CONFIG_FILE).is_file():
+        return
+    try:
+        manager = Site.load(site_path).plugins
+    except JimuError:
+        return  # the site's own commands report the problem
+    for command in manager.collect("jimu_cli_commands"):
+        if command.name in cli.commands:
+            raise click.ClickException(f"a plugin's command {command.name!r} clashes with a kernel command")
+        cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the ``jimu`` console script."""
+    try:
+        _plugin_commands()
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    cli()

@@ -1,0 +1,3 @@
+"""Jimu kernel."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,184 @@
+"""Field types: what a field stores, how input is validated, which widget shows it.
+
+A :class:`FieldType` is behaviour, registered through the ``jimu_field_types``
+hook; the kernel's own types are registered by the built-in plugin
+:mod:`jimu.fields.builtin` exactly like a third party's. A type maps a field
+onto one of a few *storage kinds*, which the store turns into columns and the
+rule compiler into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from jimu.meta import FieldDef, MetadataError, Translatable
+
+__all__ = ["STORAGE_KINDS", "Dialect", "FieldType", "FieldTypeRegistry", "Storage"]
+
+Dialect = Literal["sqlite", "postgres"]
+
+#: The storage kinds a field type can map to; each is one column type per dialect.
+Storage = Literal["text", "integer", "decimal", "boolean", "date", "datetime", "json", "link"]
+STORAGE_KINDS: tuple[Storage, ...] = (
+    "text",
+    "integer",
+    "decimal",
+    "boolean",
+    "date",
+    "datetime",
+    "json",
+    "link",
+)
+
+#: How far each storage kind can be converted into another without losing data.
+#: A change to a kind not listed here is "narrowing" and needs ``jimu migrate``.
+WIDENINGS: dict[Storage, frozenset[Storage]] = {
+    "integer": frozenset({"decimal", "text"}),
+    "decimal": frozenset({"text"}),
+    "boolean": frozenset({"integer", "text"}),
+    "date": frozenset({"datetime", "text"}),
+    "datetime": frozenset({"text"}),
+    "link": frozenset({"integer", "text"}),
+    "json": frozenset({"text"}),
+    "text": frozenset(),
+}
+
+
+def _utc_text(value: dt.datetime) -> str:
+    """Fixed-width UTC text for SQLite, so text order is time order."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+
+
+class FieldType:
+    """Base class of every field type.
+
+    Subclasses set the class attributes and may override :meth:`input_type`,
+    :meth:`check_options`, :meth:`validate`, :meth:`to_db` and :meth:`from_db`.
+    One instance serves every field of that type.
+    """
+
+    #: Registry name used in :attr:`FieldDef.type`, e.g. ``"email"``.
+    name: ClassVar[str]
+    #: Storage kind: which column type holds the value.
+    storage: ClassVar[Storage]
+    #: Name of the web UI widget that edits the value.
+    widget: ClassVar[str] = "input"
+    #: Human label of the type, shown in the field designer.
+    label: ClassVar[Translatable] = ""
+    #: Options this type understands; anything else in ``FieldDef.options`` is refused.
+    allowed_options: ClassVar[frozenset[str]] = frozenset()
+
+    def input_type(self, field: FieldDef) -> Any:
+        """The msgspec type a JSON input value for ``field`` must decode into."""
+        return _PYTHON_TYPES[self.storage]
+
+    def check_options(self, field: FieldDef, path: str) -> None:
+        """Raise :class:`MetadataError` when ``field.options`` do not suit this type."""
+        unknown = sorted(set(field.options) - self.allowed_options)
+        if unknown:
+            allowed = ", ".join(sorted(self.allowed_options)) or "none"
+            raise MetadataError(
+                f"{path}.options",
+                f"unknown option {unknown[0]!r} for a {self.name} field (allowed: {allowed})",
+            )
+
+    def validate(self, field: FieldDef, value: Any) -> str | None:
+        """Check a decoded, non-null value; return the reason it is bad, or ``None``."""
+        return None
+
+    def to_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
+        """Convert a validated Python value into the value bound as a query parameter."""
+        if value is None:
+            return None
+        if dialect == "sqlite":
+            if self.storage == "decimal":
+                return str(value)
+            if self.storage == "datetime":
+                return _utc_text(value)
+            if self.storage == "date":
+                return value.isoformat()
+            if self.storage == "boolean":
+                return 1 if value else 0
+        if self.storage == "json":
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return value
+
+    def from_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
+        """Convert a value read from the database into the Python value of the API."""
+        if value is None:
+            return None
+        if self.storage == "json" and isinstance(value, str | bytes):
+            return json.loads(value)
+        if self.storage == "decimal" and not isinstance(value, Decimal):
+            return Decimal(str(value))
+        if self.storage == "boolean" and not isinstance(value, bool):
+            return bool(int(value))
+        if self.storage == "datetime" and isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        if self.storage == "date" and isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        return value
+
+    def __repr__(self) -> str:
+        return f"<FieldType {self.name} ({self.storage})>"
+
+
+_PYTHON_TYPES: dict[Storage, Any] = {
+    "text": str,
+    "integer": int,
+    "decimal": Decimal,
+    "boolean": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+    "json": Any,
+    "link": int,
+}
+
+
+class FieldTypeRegistry:
+    """The field types known to one plugin manager, by name."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, FieldType] = {}
+        self._owners: dict[str, str] = {}
+
+    def register(self, field_type: FieldType, owner: str) -> None:
+        """Add ``field_type``; a name registered twice is an error naming both owners."""
+        name = field_type.name
+        if name in self._types:
+            raise MetadataError(
+                "field_types",
+                f"field type {name!r} is registered by both {self._owners[name]!r} and {owner!r}",
+            )
+        if field_type.storage not in STORAGE_KINDS:
+            raise MetadataError(
+                "field_types",
+                f"field type {name!r} of {owner!r} has unknown storage {field_type.storage!r}",
+            )
+        self._types[name] = field_type
+        self._owners[name] = owner
+
+    def get(self, name: str) -> FieldType | None:
+        """Return the type called ``name``, or ``None``."""
+        return self._types.get(name)
+
+    def __getitem__(self, name: str) -> FieldType:
+        return self._types[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[FieldType]:
+        return iter(self._types.values())
+
+    def names(self) -> list[str]:
+        """All registered type names, sorted."""
+        return sorted(self._types)
+
+    def owner(self, name: str) -> str:
+        """The plugin that registered the type called ``name``."""
+        return self._owners[name]

@@ -1,0 +1,335 @@
+"""Every extension point of the kernel, one documented stub each.
+
+Plugins implement these with :data:`jimu_sdk.hookimpl`; the names must match
+exactly (the plugin manager refuses unknown ``jimu_*`` names at load time).
+Each docstring says when the hook is called, what it returns, whether it may
+be a coroutine function (the kernel awaits the result) and whether the first
+non-``None`` result wins. Hooks that return lists are collected from every
+plugin, in load order (requirements first); use ``tryfirst``/``trylast`` to
+move within that order, never replace what another plugin returned.
+
+Reference with an example per hook: ``docs/reference/hooks.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from jimu.fields import FieldType
+    from jimu.meta import EntityDef
+    from jimu.site import Site
+
+PROJECT_NAME = "jimu"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Record = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------
+# Metadata: what a plugin adds to a site's model
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_entities() -> Sequence[EntityDef]:
+    """Declare the entities this plugin owns.
+
+    Called when a site loads its plugins and whenever it rebuilds its model.
+    Returns a list of :class:`~jimu.meta.EntityDef`; the kernel creates their
+    tables (additive changes only) when the plugin is enabled. A site's own
+    additions to these entities are an overlay and survive plugin upgrades.
+    Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_field_types() -> Sequence[FieldType]:
+    """Register field types (column storage, validation, widget).
+
+    Called once when a plugin manager is built. Returns a list of
+    :class:`~jimu.fields.FieldType` instances; a name registered twice is an
+    error naming both plugins. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_forms() -> Sequence[Any]:
+    """Declare forms (tabs, sections, per-field rules) laying out entities.
+
+    Called when a site builds its model. Returns a list of form definitions.
+    Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_report_kinds() -> Sequence[Any]:
+    """Register report kinds that are not a plain group-by (RFM, funnel, cohort).
+
+    Called when a site builds its report engine. Returns a list of report-kind
+    objects. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_chart_types() -> Sequence[Any]:
+    """Register chart types and the data shape each one needs.
+
+    Called when a site builds its report engine. Returns a list of chart-type
+    descriptions. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_menu_entries() -> Sequence[Mapping[str, Any]]:
+    """Add entries (and pages) to the web UI's navigation menu.
+
+    Called when the UI builds its menu for a user. Returns a list of mappings
+    with at least ``name``, ``label`` and ``path``. Synchronous. All results
+    are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_fixtures(site: Site, kind: str) -> Mapping[str, Sequence[Record]] | None:
+    """Provide records to load into a site.
+
+    Called when the plugin is enabled on a site (``kind="seed"``: data the
+    plugin needs to work) and when a demo site is created (``kind="demo"``:
+    sample data). Returns a mapping of entity name to a list of records, or
+    ``None``. May be async. All results are collected.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# Rules and automation
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_rule_operators() -> Sequence[Any]:
+    """Add JsonLogic operators to the rule engine.
+
+    Called when a site builds its rule registry. Returns a list of
+    :class:`jimu.rules.Operator`. An operator name taken twice is an error.
+    Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_actions() -> Sequence[Any]:
+    """Register automation actions (set field, send message, award points...).
+
+    Called when a site builds its automation engine. Returns a list of action
+    objects. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_triggers() -> Sequence[Any]:
+    """Register automation trigger kinds beyond the kernel's record/schedule/webhook ones.
+
+    Called when a site builds its automation engine. Returns a list of trigger
+    kinds. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_message_channels() -> Sequence[Any]:
+    """Register message channels (SMS, email, WeCom, DingTalk, ...).
+
+    Called when a site builds its automation engine. Returns a list of channel
+    objects. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_periodic_jobs() -> Sequence[Any]:
+    """Register periodic jobs (cron schedule and a callable) for Celery beat.
+
+    Called when the worker or beat process starts. Returns a list of job
+    descriptions. Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# Records: validate or enrich before a write, react after it
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_before_create(site: Site, entity: EntityDef, values: dict[str, Any]) -> None:
+    """Validate or enrich a record about to be created.
+
+    Called inside the write's transaction, before the insert, once per record
+    (bulk writes included). ``values`` holds the validated input and may be
+    changed in place. Raise :class:`jimu.errors.ValidationFailed` to reject the
+    write: the client gets a 422 naming the field and nothing is written.
+    May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_after_create(site: Site, entity: EntityDef, record: Record) -> None:
+    """React to a created record.
+
+    Called inside the same transaction right after the insert and its outbox
+    event, so work done here commits or rolls back with the record; raising
+    rolls the whole write back. ``record`` is the stored record with its
+    ``id``. May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_before_update(
+    site: Site, entity: EntityDef, record: Record, changes: dict[str, Any]
+) -> None:
+    """Validate or enrich an update before it is written.
+
+    Called inside the write's transaction. ``record`` is the current stored
+    record; ``changes`` holds only the fields being changed and may be changed
+    in place. Raise :class:`jimu.errors.ValidationFailed` to reject (422).
+    May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_after_update(site: Site, entity: EntityDef, before: Record, record: Record) -> None:
+    """React to an updated record.
+
+    Called inside the same transaction after the update and its outbox event.
+    ``before`` and ``record`` are the stored record before and after. May be
+    async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_before_delete(site: Site, entity: EntityDef, record: Record) -> None:
+    """Veto or prepare the deletion of a record.
+
+    Called inside the write's transaction before the delete. Raise
+    :class:`jimu.errors.ValidationFailed` to refuse (422). May be async.
+    Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_after_delete(site: Site, entity: EntityDef, record: Record) -> None:
+    """React to a deleted record (``record`` is what was deleted).
+
+    Called inside the same transaction after the delete and its outbox event.
+    May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# Permissions
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_row_conditions(site: Site, user: Any, entity: EntityDef) -> Mapping[str, Any] | None:
+    """Add a row condition (a JsonLogic rule) limiting which records a user sees.
+
+    Called whenever records of ``entity`` are read or written on behalf of
+    ``user``. Returns a JsonLogic rule over the entity's fields (with the user
+    in scope) or ``None``. Every returned condition applies (they are ANDed).
+    Synchronous. All results are collected.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# HTTP and CLI
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_routes(site: Site) -> Sequence[Any]:
+    """Add HTTP routes to a site's app.
+
+    Called once when the Litestar app of a site is built. Returns a list of
+    Litestar route handlers, controllers or routers; mount them under a path
+    of the plugin's own (``/api/v1/plugins/<name>/...``). Synchronous. All
+    results are collected.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_cli_commands() -> Sequence[Any]:
+    """Add subcommands to the ``jimu`` command line.
+
+    Called when ``jimu`` starts. Returns a list of ``click.Command`` objects;
+    a name clashing with a kernel command is an error. Synchronous. All
+    results are collected.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# Lifecycle
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def jimu_install(site: Site) -> None:
+    """Prepare a site when this plugin is enabled on it for the first time.
+
+    Called only on the plugin being enabled, after its tables exist and its
+    seed fixtures are loaded. May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_upgrade(site: Site, from_version: str) -> None:
+    """Migrate a site's data when the plugin's installed version changes.
+
+    Called only on that plugin, when a site starts with a newer version of it
+    than the one recorded at install time. May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_uninstall(site: Site) -> None:
+    """Clean up when the plugin is disabled on a site.
+
+    Called only on the plugin being disabled. The kernel keeps the plugin's
+    tables and data (re-enabling brings them back); this hook may stop jobs or
+    revoke external registrations. May be async. Return value ignored.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def jimu_startup(site: Site) -> None:
+    """Run when a site's app or worker starts, after its database is open.
+
+    Called on every enabled plugin. May be async. Return value ignored.
+    """
+    raise NotImplementedError

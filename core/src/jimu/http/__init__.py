@@ -1,0 +1,75 @@
+"""The HTTP layer: the Litestar app of a site.
+
+:func:`create_app` builds one app for one site. The site's database opens in
+the app's event loop at startup and closes at shutdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+
+from jimu.http.api import api_router
+from jimu.http.openapi import openapi_document
+from jimu.http.problems import exception_handlers, problem
+from jimu.site import Site
+
+__all__ = ["create_app"]
+
+
+@get("/schema", include_in_schema=False)
+async def schema(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """The OpenAPI document of the site's current model."""
+    site: Site = request.app.state.site
+    cache = request.app.state.openapi_cache
+    if cache.get("version") != site.model_version:
+        cache["version"] = site.model_version
+        cache["body"] = msgspec.json.encode(openapi_document(site))
+    return Response(content=cache["body"], media_type="application/json")
+
+
+@get("/schema/openapi.json", include_in_schema=False)
+async def schema_json(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Alias of ``/schema`` under the conventional file name."""
+    return await schema.fn(request)  # type: ignore[no-any-return]
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Liveness: the site answers and its database is reachable."""
+    site: Site = request.app.state.site
+    await site.db.fetch("SELECT 1 AS ok")
+    return {"status": "ok", "site": site.config.name}
+
+
+def _decode_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return problem(400, f"The request body is not valid JSON: {exc}", request=request)
+
+
+def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
+    """Build the Litestar app serving ``site`` (a loaded site or its folder)."""
+    loaded = site if isinstance(site, Site) else Site.load(site)
+    handlers: dict[Any, Any] = {msgspec.DecodeError: _decode_error, **exception_handlers()}
+
+    async def open_site() -> None:
+        await loaded.open()
+
+    async def close_site() -> None:
+        await loaded.close()
+
+    route_handlers: list[Any] = [api_router(), schema, schema_json, healthz]
+    route_handlers.extend(loaded.plugins.collect("jimu_routes", site=loaded))
+    return Litestar(
+        route_handlers=route_handlers,
+        on_startup=[open_site],
+        on_shutdown=[close_site],
+        exception_handlers=handlers,
+        state=State({"site": loaded, "openapi_cache": {}}),
+        openapi_config=None,
+        request_max_body_size=loaded.config.max_body_bytes,
+        debug=debug,
+    )

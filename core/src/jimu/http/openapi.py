@@ -1,0 +1,137 @@
+"""The OpenAPI document of a site, generated from its live model.
+
+Each entity gets its own record schemas (what a create accepts, what a patch
+accepts, what a read returns) from the same msgspec structs that validate
+requests, so the document cannot drift from the behaviour. It is rebuilt when
+the model changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+import jimu
+from jimu.meta import translate
+from jimu.site import Site
+
+__all__ = ["openapi_document"]
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _responses(ok: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    problem = {"content": {"application/problem+json": {"schema": _PROBLEM}}}
+    return {
+        status: ok,
+        "400": {"description": "Malformed JSON", **problem},
+        "404": {"description": "Unknown entity or record", **problem},
+        "413": {"description": "Body too large", **problem},
+        "422": {"description": "Invalid input, naming the field", **problem},
+    }
+
+
+def _json_body(ref: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def openapi_document(site: Site) -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document for ``site`` as it is now."""
+    structs: list[Any] = []
+    paths: dict[str, Any] = {}
+    for name in sorted(site.entities):
+        runtime = site.runtime(name)
+        title = "".join(part.title() for part in name.split("_"))
+        read_fields = [
+            ("id", int),
+            ("created_at", Any),
+            ("updated_at", Any),
+            *[(f, runtime.python_type(f) | None) for f in runtime.fields],
+        ]
+        read_struct = msgspec.defstruct(f"{title}Record", read_fields, kw_only=True)
+        structs.extend([runtime.create_struct, runtime.patch_struct, read_struct])
+        record = {"$ref": f"#/components/schemas/{title}Record"}
+        label = translate(runtime.entity.label, site.config.locale, name)
+        page = {
+            "type": "object",
+            "properties": {
+                "data": {"type": "array", "items": record},
+                "page": {"$ref": "#/components/schemas/PageInfo"},
+            },
+        }
+        list_params = [
+            {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": "JsonLogic rule as JSON"},
+            {"name": "sort", "in": "query", "schema": {"type": "string"}, "description": "Comma-separated fields; '-' for descending"},
+            {"name": "fields", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            {"name": "count", "in": "query", "schema": {"enum": ["capped", "exact", "none"]}},
+        ]
+        ok = {"description": "OK", "content": {"application/json": {"schema": record}}}
+        paths[f"/api/v1/records/{name}"] = {
+            "get": {
+                "summary": f"List {label}",
+                "tags": [name],
+                "parameters": list_params,
+                "responses": _responses({"description": "A page", "content": {"application/json": {"schema": page}}}),
+            },
+            "post": {
+                "summary": f"Create a {label} record",
+                "tags": [name],
+                "requestBody": _json_body(f"#/components/schemas/{title}Create"),
+                "responses": _responses({"description": "Created", "content": ok["content"]}, "201"),
+            },
+        }
+        record_id = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+        paths[f"/api/v1/records/{name}/{{record_id}}"] = {
+            "get": {"summary": f"Get a {label} record", "tags": [name], "parameters": record_id, "responses": _responses(ok)},
+            "patch": {
+                "summary": f"Update a {label} record",
+                "tags": [name],
+                "parameters": record_id,
+                "requestBody": _json_body(f"#/components/schemas/{title}Patch"),
+                "responses": _responses(ok),
+            },
+            "delete": {"summary": f"Delete a {label} record", "tags": [name], "parameters": record_id, "responses": _responses(ok)},
+        }
+        paths[f"/api/v1/records/{name}/query"] = {
+            "post": {"summary": f"Query {label}", "tags": [name], "responses": _responses({"description": "A page", "content": {"application/json": {"schema": page}}})}
+        }
+        paths[f"/api/v1/records/{name}/bulk"] = {
+            "post": {"summary": f"Create, update and delete many {label} records", "tags": [name], "responses": _responses({"description": "Ids touched"})}
+        }
+    _, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    components["Problem"] = {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}},
+            },
+        },
+    }
+    components["PageInfo"] = {
+        "type": "object",
+        "properties": {
+            "limit": {"type": "integer"},
+            "next_cursor": {"type": ["string", "null"]},
+            "total": {"type": "integer"},
+            "total_exact": {"type": "boolean"},
+        },
+    }
+    paths["/api/v1/meta/entities"] = {
+        "get": {"summary": "List entities", "tags": ["metadata"], "responses": _responses({"description": "Entities"})},
+        "post": {"summary": "Create an entity", "tags": ["metadata"], "responses": _responses({"description": "Created"}, "201")},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{site.config.name} — Jimu API", "version": jimu.__version__},
+        "paths": paths,
+        "components": {"schemas": components},
+    }

@@ -1,0 +1,467 @@
+"""A site: one client's store, as a folder with a ``site.toml``.
+
+The folder holds the configuration (database URL, broker URL, enabled plugins
+and their settings, secret key, locale, time zone) and, by default, the SQLite
+database. :class:`Site` ties together the plugin manager, the database, the
+site's model (plugin entities plus the site's own overlay) and the record
+repository. It is created explicitly (``Site.load(folder)``) and opened in the
+event loop that will use it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import tomli_w
+
+from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
+from jimu.meta import EntityDef, FieldDef, MetadataError
+from jimu.plugins import PluginManager, available_plugins, load_plugins
+from jimu.store import schema
+from jimu.store.database import Database
+from jimu.store.metadata import MetadataStore
+from jimu.store.records import EntityRuntime, RecordRepository
+from jimu.store.schema import SchemaChange, SchemaPlan
+
+__all__ = ["CONFIG_FILE", "Site", "SiteConfig", "create_site"]
+
+CONFIG_FILE = "site.toml"
+
+
+class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The contents of ``site.toml``."""
+
+    name: str
+    database_url: str = "sqlite:///site.sqlite"
+    broker_url: str = "filesystem://"
+    plugins: list[str] = msgspec.field(default_factory=list)
+    plugin_settings: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    secret_key: str = ""
+    locale: str = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    bulk_limit: int = 10_000
+    max_body_bytes: int = 10 * 1024 * 1024
+
+    def to_toml(self) -> dict[str, Any]:
+        """The TOML document of this configuration, grouped for people to read."""
+        return {
+            "site": {
+                "name": self.name,
+                "locale": self.locale,
+                "timezone": self.timezone,
+                "currency": self.currency,
+                "secret_key": self.secret_key,
+            },
+            "database": {"url": self.database_url},
+            "broker": {"url": self.broker_url},
+            "plugins": {"enabled": self.plugins, "settings": self.plugin_settings},
+            "api": {"bulk_limit": self.bulk_limit, "max_body_bytes": self.max_body_bytes},
+        }
+
+    @classmethod
+    def from_toml(cls, document: Mapping[str, Any], where: str) -> SiteConfig:
+        """Read the grouped TOML document; errors name the key."""
+        known = {"site", "database", "broker", "plugins", "api"}
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise SiteError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
+        site = dict(document.get("site", {}))
+        plugins = dict(document.get("plugins", {}))
+        flat = {
+            **site,
+            "database_url": document.get("database", {}).get("url", "sqlite:///site.sqlite"),
+            "broker_url": document.get("broker", {}).get("url", "filesystem://"),
+            "plugins": plugins.get("enabled", []),
+            "plugin_settings": plugins.get("settings", {}),
+            **document.get("api", {}),
+        }
+        try:
+            return msgspec.convert(flat, cls)
+        except msgspec.ValidationError as exc:
+            raise SiteError(f"{where}: {exc}") from exc
+
+
+def create_site(
+    folder: Path,
+    *,
+    name: str | None = None,
+    database_url: str | None = None,
+    plugins: Iterable[str] = (),
+    timezone: str = "Asia/Shanghai",
+    locale: str = "zh-CN",
+) -> SiteConfig:
+    """Create a site folder with its ``site.toml``; refuse to overwrite one."""
+    config_path = folder / CONFIG_FILE
+    if config_path.exists():
+        raise SiteError(f"{config_path} already exists; a site is never overwritten")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = SiteConfig(
+        name=name or folder.name,
+        database_url=database_url or "sqlite:///site.sqlite",
+        plugins=list(dict.fromkeys(plugins)),
+        secret_key=secrets.token_urlsafe(32),
+        timezone=timezone,
+        locale=locale,
+    )
+    config_path.write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
+    config_path.chmod(0o600)
+    return config
+
+
+class Site:
+    """A loaded site: configuration, plugins, database, model and records."""
+
+    def __init__(
+        self,
+        folder: Path,
+        config: SiteConfig,
+        *,
+        env: Mapping[str, str] | None = None,
+        extra_plugins: Mapping[str, ModuleType] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.config = config
+        self._env = env
+        self._sources: dict[str, Any] = {**available_plugins(), **(extra_plugins or {})}
+        self.plugins: PluginManager = self._load_plugins(config.plugins)
+        self.db = Database(config.database_url, base_dir=folder)
+        self.meta = MetadataStore(self.db)
+        self.records = RecordRepository(self)
+        self.entities: dict[str, EntityDef] = {}
+        self._runtimes: dict[str, EntityRuntime] = {}
+        self.pending = SchemaPlan()
+        self._dropped: set[str] = set()
+        self.model_version = 0
+
+    def _load_plugins(self, enabled: Iterable[str]) -> PluginManager:
+        return load_plugins(enabled, available=self._sources, env=self._env)
+
+    @classmethod
+    def load(
+        cls,
+        folder: Path | str,
+        *,
+        env: Mapping[str, str] | None = None,
+        extra_plugins: Mapping[str, ModuleType] | None = None,
+    ) -> Site:
+        """Read ``site.toml`` in ``folder`` and build the site (not opened yet).
+
+        ``extra_plugins`` makes plugin modules available beside the installed
+        entry points (tests use it to register a throw-away plugin).
+        """
+        path = Path(folder)
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file():
+            raise SiteError(
+                f"{path} is not a Jimu site (no {CONFIG_FILE}); create one with `jimu site new {path}`"
+            )
+        try:
+            document = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SiteError(f"{config_path}: {exc}") from exc
+        config = SiteConfig.from_toml(document, str(config_path))
+        return cls(path.resolve(), config, env=env, extra_plugins=extra_plugins)
+
+    def save_config(self) -> None:
+        """Write the current configuration back to ``site.toml``."""
+        (self.folder / CONFIG_FILE).write_text(tomli_w.dumps(self.config.to_toml()), encoding="utf-8")
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the database, create kernel tables, sync the schema, run startup hooks."""
+        await self.db.open()
+        try:
+            await self.meta.ensure_tables()
+            await self._install_new_plugins()
+            await self.sync()
+            await self.plugins.call_async("jimu_startup", site=self)
+        except BaseException:
+            await self.db.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the database pool."""
+        await self.db.close()
+
+    async def __aenter__(self) -> Site:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _install_new_plugins(self) -> None:
+        installed = await self.meta.installed_plugins()
+        for plugin in self.plugins.external():
+            record = installed.get(plugin.name)
+            if record is None or not record[1]:
+                await self._sync_tables_for_install()
+                await self.load_fixtures("seed", only=plugin.name)
+                await self.plugins.call_plugin(plugin.name, "jimu_install", site=self)
+                await self.meta.record_plugin(plugin.name, plugin.info.version, True)
+            elif record[0] != plugin.info.version:
+                await self._sync_tables_for_install()
+                await self.plugins.call_plugin(plugin.name, "jimu_upgrade", site=self, from_version=record[0])
+                await self.meta.record_plugin(plugin.name, plugin.info.version, True)
+
+    async def _sync_tables_for_install(self) -> None:
+        if not self._runtimes:
+            await self.sync()
+
+    # -- the model -------------------------------------------------------
+
+    async def _build_model(self) -> dict[str, EntityDef]:
+        stored = await self.meta.entities()
+        model: dict[str, EntityDef] = {}
+        self._dropped = {name for name, row in stored.items() if row.deleted and row.plugin is None}
+        for entity in self.plugins.entities():
+            if entity.name in model:
+                raise PluginError(
+                    f"entity {entity.name!r} is declared by both {model[entity.name].plugin!r} "
+                    f"and {entity.plugin!r}; two plugins may not own one entity"
+                )
+            self._check_entity(entity)
+            row = stored.get(entity.name)
+            if row is not None and row.plugin is None and not row.deleted:
+                raise PluginError(
+                    f"plugin {entity.plugin!r} declares entity {entity.name!r}, "
+                    "but the site already has its own entity of that name"
+                )
+            if row is None:
+                overlay = EntityDef(name=entity.name, plugin=entity.plugin)
+                await self.meta.save_entity(overlay, plugin=entity.plugin, summary=f"declared by {entity.plugin}")
+            else:
+                overlay = row.definition
+            model[entity.name] = _merge_overlay(entity, overlay)
+        for name, row in stored.items():
+            if row.plugin is None and not row.deleted:
+                model[name] = row.definition
+        return model
+
+    def _check_entity(self, entity: EntityDef) -> None:
+        try:
+            entity.check()
+            for position, definition in enumerate(entity.fields):
+                field_type = self.plugins.field_types.get(definition.type)
+                if field_type is None:
+                    raise MetadataError(
+                        f"fields[{position}].type",
+                        f"unknown field type {definition.type!r} "
+                        f"(known: {', '.join(self.plugins.field_types.names())})",
+                    )
+                field_type.check_options(definition, f"fields[{position}]")
+                if field_type.storage == "link":
+                    target = definition.options["target"]
+                    if target not in self.entities and target != entity.name and target not in {
+                        e.name for e in self.plugins.entities()
+                    }:
+                        raise MetadataError(f"fields[{position}].options.target", f"unknown entity {target!r}")
+        except MetadataError as exc:
+            raise ValidationFailed(FieldProblem(exc.path, exc.reason)) from exc
+
+    async def sync(self) -> SchemaPlan:
+        """Rebuild the model, apply safe schema changes, and refresh the runtimes.
+
+        Returns the destructive changes left pending for ``jimu migrate``.
+        """
+        model = await self._build_model()
+        plan = await schema.diff(self.db, model.values(), self.plugins.field_types, dropped_entities=self._dropped)
+        if plan.safe:
+            await schema.apply(self.db, plan.safe)
+        self.entities = model
+        runtimes = {}
+        for entity in model.values():
+            columns = await self.db.table_columns(entity.name)
+            live = schema.live_fields(entity, columns, self.plugins.field_types)
+            runtimes[entity.name] = EntityRuntime(entity, live, self.plugins.field_types, self.db.dialect)
+        self._runtimes = runtimes
+        self.pending = SchemaPlan(plan.destructive)
+        self.model_version += 1
+        return self.pending
+
+    def runtime(self, name: str) -> EntityRuntime:
+        """The runtime of entity ``name``; :class:`NotFound` when there is none."""
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            raise NotFound(f"no entity named {name!r}")
+        return runtime
+
+    def entity(self, name: str) -> EntityDef:
+        """The merged definition of entity ``name``."""
+        return self.runtime(name).entity
+
+    # -- changing the model ----------------------------------------------
+
+    async def create_entity(self, entity: EntityDef) -> EntityDef:
+        """Add a site-owned entity at run time and create its table."""
+        if entity.plugin is not None:
+            raise ValidationFailed.field("plugin", "entities created at run time belong to the site; leave plugin out")
+        self._check_entity(entity)
+        if entity.name in self.entities:
+            raise Conflict(f"an entity named {entity.name!r} already exists")
+        await self.meta.save_entity(entity, plugin=None, summary="created")
+        await self.sync()
+        return self.entity(entity.name)
+
+    async def update_entity(self, name: str, changes: Mapping[str, Any]) -> EntityDef:
+        """Change an entity's label, description, title field, fields or indexes.
+
+        For a plugin's entity only the site overlay changes: fields the plugin
+        declares cannot be changed or removed here. Destructive changes are
+        recorded in the metadata and wait in :attr:`pending`.
+        """
+        current = self.entity(name)
+        allowed = {"label", "description", "fields", "indexes", "title_field"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValidationFailed.field(unknown[0], f"cannot be changed (changeable: {', '.join(sorted(allowed))})")
+        stored = (await self.meta.entities()).get(name)
+        base = stored.definition if stored else current
+        merged = msgspec.to_builtins(base)
+        merged.update(changes)
+        try:
+            updated = msgspec.convert(merged, EntityDef)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed.field("$", str(exc)) from exc
+        plugin = current.plugin
+        if plugin is not None:
+            declared = next(e for e in self.plugins.entities() if e.name == name)
+            clash = [f.name for f in updated.fields if declared.field(f.name) is not None]
+            if clash:
+                raise ValidationFailed.field(
+                    f"fields.{clash[0]}",
+                    f"is declared by plugin {plugin!r}; a site can add fields to this entity, not change the plugin's",
+                )
+            self._check_entity(_merge_overlay(declared, updated))
+        else:
+            self._check_entity(updated)
+        await self.meta.save_entity(updated, plugin=plugin, summary="updated: " + ", ".join(sorted(changes)))
+        await self.sync()
+        return self.entity(name)
+
+    async def add_field(self, name: str, definition: FieldDef) -> EntityDef:
+        """Add one field to a live entity (an additive change, applied at once)."""
+        current = self.entity(name)
+        if current.field(definition.name) is not None:
+            raise Conflict(f"entity {name!r} already has a field {definition.name!r}")
+        stored = (await self.meta.entities()).get(name)
+        base = stored.definition if stored else EntityDef(name=name)
+        updated = msgspec.structs.replace(base, fields=[*base.fields, definition])
+        candidate = _merge_overlay(current, updated) if current.plugin else updated
+        self._check_entity(candidate)
+        await self.meta.save_entity(updated, plugin=current.plugin, summary=f"added field {definition.name}")
+        await self.sync()
+        return self.entity(name)
+
+    async def delete_entity(self, name: str) -> None:
+        """Delete a site-owned entity from the model; its table waits for ``jimu migrate``."""
+        current = self.entity(name)
+        if current.plugin is not None:
+            raise ValidationFailed.field("name", f"entity {name!r} belongs to plugin {current.plugin!r}; disable the plugin instead")
+        await self.meta.save_entity(current, plugin=None, summary="deleted", deleted=True)
+        await self.sync()
+
+    async def plan(self) -> SchemaPlan:
+        """The destructive changes waiting for ``jimu migrate --apply``."""
+        return await self.sync()
+
+    async def apply_pending(self) -> list[SchemaChange]:
+        """Apply every pending destructive change, then refresh the model."""
+        plan = await self.sync()
+        applied = await schema.apply(self.db, plan.changes)
+        stored = await self.meta.entities()
+        for change in applied:
+            if change.kind == "rename column" and change.field:
+                row = stored.get(change.entity)
+                if row is None:
+                    continue
+                fields = [
+                    msgspec.structs.replace(f, renamed_from=None) if f.name == change.field else f
+                    for f in row.definition.fields
+                ]
+                await self.meta.save_entity(
+                    msgspec.structs.replace(row.definition, fields=fields),
+                    plugin=row.plugin,
+                    summary=f"renamed column applied: {change.field}",
+                )
+        await self.sync()
+        return applied
+
+    # -- plugins on this site --------------------------------------------
+
+    async def enable_plugin(self, name: str) -> None:
+        """Enable a plugin: create its tables, load its seed fixtures, run its install hook."""
+        if name in self.config.plugins:
+            raise Conflict(f"plugin {name!r} is already enabled on this site")
+        enabled = [*self.config.plugins, name]
+        self.plugins = self._load_plugins(enabled)
+        self.config = msgspec.structs.replace(self.config, plugins=enabled)
+        await self._install_new_plugins()
+        await self.sync()
+        self.save_config()
+
+    async def disable_plugin(self, name: str) -> None:
+        """Disable a plugin; its tables and data stay for when it is enabled again."""
+        if name not in self.config.plugins:
+            raise NotFound(f"plugin {name!r} is not enabled on this site")
+        dependants = [
+            p.name for p in self.plugins.external() if name in p.info.requires and p.name != name
+        ]
+        if dependants:
+            raise Conflict(f"plugin {dependants[0]!r} requires {name!r}; disable {dependants[0]!r} first")
+        await self.plugins.call_plugin(name, "jimu_uninstall", site=self)
+        version = self.plugins.plugins[name].info.version if name in self.plugins.plugins else "0"
+        enabled = [p for p in self.config.plugins if p != name]
+        self.plugins = self._load_plugins(enabled)
+        self.config = msgspec.structs.replace(self.config, plugins=enabled)
+        await self.meta.record_plugin(name, version, False)
+        await self.sync()
+        self.save_config()
+
+    async def load_fixtures(self, kind: str, *, only: str | None = None) -> dict[str, int]:
+        """Load ``jimu_fixtures`` records of ``kind`` (``seed`` or ``demo``); return counts."""
+        if not self._runtimes:
+            await self.sync()
+        counts: dict[str, int] = {}
+        for plugin, fixtures in await self.plugins.fixtures(self, kind):
+            if only is not None and plugin != only:
+                continue
+            for entity, records in fixtures.items():
+                if not records:
+                    continue
+                await self.records.bulk(entity, {"create": list(records)})
+                counts[entity] = counts.get(entity, 0) + len(records)
+        return counts
+
+    # -- rules ------------------------------------------------------------
+
+    def compile_filter(self, runtime: EntityRuntime, rule: Any) -> tuple[list[str], list[Any]]:
+        """Compile a JsonLogic filter into SQL conditions and parameters for ``runtime``."""
+        if rule is None:
+            return [], []
+        from jimu.store.filters import compile_filter
+
+        return compile_filter(self, runtime, rule)
+
+
+def _merge_overlay(declared: EntityDef, overlay: EntityDef) -> EntityDef:
+    """A plugin's entity with the site's overlay (added fields, labels) on top."""
+    fields = list(declared.fields)
+    names = {f.name for f in fields}
+    fields.extend(f for f in overlay.fields if f.name not in names)
+    return msgspec.structs.replace(
+        declared,
+        fields=fields,
+        indexes=[*declared.indexes, *overlay.indexes],
+        label=overlay.label if overlay.label is not None else declared.label,
+        description=overlay.description if overlay.description is not None else declared.description,
+        title_field=overlay.title_field or declared.title_field,
+    )

@@ -1,0 +1,1 @@
+"""Storage: the database engine, runtime tables, schema diff/plan/apply, records, outbox."""

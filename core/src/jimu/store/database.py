@@ -1,0 +1,317 @@
+"""A site's database: piccolo's engine, pooled connections and transactions.
+
+SQLite (a file in the site folder) is the default; PostgreSQL is chosen by a
+``postgresql://`` URL. Both go through one small interface so the rest of the
+kernel never branches on the database more than the SQL itself needs:
+
+* SQL text uses piccolo's placeholder convention, ``{}`` for each parameter
+  (literal braces doubled), which :func:`render` turns into ``?`` or ``$n``.
+* :meth:`Database.transaction` makes every query of the current task, and
+  every piccolo query a plugin runs inside it, part of one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiosqlite
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, dict_factory
+
+from jimu.errors import SiteError
+from jimu.fields import Dialect
+
+__all__ = ["Database", "Row", "render"]
+
+Row = dict[str, Any]
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{\}")
+_RENDERED: dict[tuple[str, Dialect], str] = {}
+
+
+def render(sql: str, dialect: Dialect) -> str:
+    """Turn ``{}`` placeholders into the dialect's (``?`` or ``$1``, ``$2``...)."""
+    key = (sql, dialect)
+    cached = _RENDERED.get(key)
+    if cached is not None:
+        return cached
+    counter = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal counter
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        counter += 1
+        return "?" if dialect == "sqlite" else f"${counter}"
+
+    rendered = _PLACEHOLDER.sub(replace, sql)
+    if len(_RENDERED) > 4096:
+        _RENDERED.clear()
+    _RENDERED[key] = rendered
+    return rendered
+
+
+class _JoinedTransaction:
+    """Stands in piccolo's ``current_transaction`` so piccolo queries join ours."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+
+class _PooledSQLiteEngine(SQLiteEngine):
+    """piccolo's SQLite engine, but queries outside a transaction use our pool."""
+
+    jimu_database: Database
+
+    async def _run_in_new_connection(
+        self,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: Any = None,
+    ) -> Any:
+        return await self.jimu_database.fetch_rendered(query, args or [])
+
+
+class Database:
+    """One site's database connection pool and the dialect it speaks."""
+
+    def __init__(self, url: str, *, base_dir: Path | None = None, pool_size: int = 4) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        self.pool_size = pool_size
+        self._current: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            f"jimu_tx_{id(self)}", default=None
+        )
+        self._sqlite_pool: asyncio.Queue[aiosqlite.Connection] | None = None
+        self._sqlite_all: list[aiosqlite.Connection] = []
+        self.engine: Engine[Any]
+        if parts.scheme == "sqlite":
+            if not url.startswith("sqlite:///"):
+                raise SiteError(
+                    f"database URL {url!r}: write sqlite:///relative/path.sqlite "
+                    "or sqlite:////absolute/path.sqlite"
+                )
+            path = Path(unquote(url[len("sqlite:///") :]))
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            self.path: Path | None = path
+            self.dialect: Dialect = "sqlite"
+            engine = _PooledSQLiteEngine(path=str(path), timeout=30)
+            engine.jimu_database = self
+            self.engine = engine
+        elif parts.scheme in {"postgresql", "postgres"}:
+            self.path = None
+            self.dialect = "postgres"
+            self.engine = PostgresEngine(config={"dsn": url})
+        else:
+            raise SiteError(
+                f"database URL {url!r} is not supported: use sqlite:///site.sqlite "
+                "or postgresql://user@host:5432/dbname"
+            )
+        self._opened = False
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the connection pool (in the event loop that will use it)."""
+        if self._opened:
+            return
+        if self.dialect == "sqlite":
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._sqlite_pool = asyncio.Queue()
+            self._sqlite_all = []
+            for _ in range(self.pool_size):
+                connection = await aiosqlite.connect(
+                    **self.engine.connection_kwargs  # type: ignore[attr-defined]
+                )
+                connection.row_factory = dict_factory
+                await connection.execute("PRAGMA foreign_keys = ON")
+                await connection.execute("PRAGMA journal_mode = WAL")
+                await connection.execute("PRAGMA synchronous = NORMAL")
+                await connection.execute("PRAGMA busy_timeout = 30000")
+                self._sqlite_all.append(connection)
+                self._sqlite_pool.put_nowait(connection)
+        else:
+            try:
+                await self.engine.start_connection_pool(  # type: ignore[attr-defined]
+                    min_size=1, max_size=self.pool_size * 2
+                )
+            except OSError as exc:
+                raise SiteError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
+        self._opened = True
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        if not self._opened:
+            return
+        if self.dialect == "sqlite":
+            for connection in self._sqlite_all:
+                await connection.close()
+            self._sqlite_all = []
+            self._sqlite_pool = None
+        else:
+            await self.engine.close_connection_pool()  # type: ignore[attr-defined]
+        self._opened = False
+
+    # -- connections -----------------------------------------------------
+
+    @asynccontextmanager
+    async def _sqlite_connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._sqlite_pool is None:
+            raise RuntimeError("the database is not open; call `await database.open()` first")
+        connection = await self._sqlite_pool.get()
+        try:
+            yield connection
+        finally:
+            self._sqlite_pool.put_nowait(connection)
+
+    # -- queries ---------------------------------------------------------
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query written with ``{}`` placeholders; return its rows as dicts."""
+        return await self.fetch_rendered(render(sql, self.dialect), params)
+
+    async def fetch_rendered(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """Run a query already in the dialect's placeholders."""
+        current = self._current.get()
+        if self.dialect == "sqlite":
+            if current is not None:
+                return list(await current.execute_fetchall(sql, params))
+            async with self._sqlite_connection() as connection:
+                return list(await connection.execute_fetchall(sql, params))
+        if current is not None:
+            records = await current.fetch(sql, *params)
+        else:
+            pool = self.engine.pool  # type: ignore[attr-defined]
+            if pool is None:
+                raise RuntimeError("the database is not open; call `await database.open()` first")
+            records = await pool.fetch(sql, *params)
+        return [dict(record) for record in records]
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row of a query, or ``None``."""
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose rows (if any) are not needed."""
+        await self.fetch(sql, params)
+
+    async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for many parameter rows (inside the current transaction)."""
+        rendered = render(sql, self.dialect)
+        batch = list(rows)
+        if not batch:
+            return
+        current = self._current.get()
+        if current is None:
+            async with self.transaction():
+                await self.execute_many(sql, batch)
+            return
+        await current.executemany(rendered, batch)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the current task is inside :meth:`transaction`."""
+        return self._current.get() is not None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Run the enclosed queries in one transaction (savepoint when nested).
+
+        Commits when the block ends normally, rolls back when it raises.
+        """
+        current = self._current.get()
+        if current is not None:
+            name = f"sp_{id(object())}"
+            await self._raw(current, f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                await self._raw(current, f"ROLLBACK TO SAVEPOINT {name}")
+                await self._raw(current, f"RELEASE SAVEPOINT {name}")
+                raise
+            await self._raw(current, f"RELEASE SAVEPOINT {name}")
+            return
+        if self.dialect == "sqlite":
+            async with self._sqlite_connection() as connection:
+                await connection.execute("BEGIN IMMEDIATE")
+                async with self._bind(connection):
+                    try:
+                        yield
+                    except BaseException:
+                        await connection.execute("ROLLBACK")
+                        raise
+                await connection.execute("COMMIT")
+        else:
+            pool = self.engine.pool  # type: ignore[attr-defined]
+            async with pool.acquire() as connection, connection.transaction():
+                async with self._bind(connection):
+                    yield
+
+    @asynccontextmanager
+    async def _bind(self, connection: Any) -> AsyncIterator[None]:
+        token = self._current.set(connection)
+        piccolo_token = self.engine.current_transaction.set(_JoinedTransaction(connection))
+        try:
+            yield
+        finally:
+            self.engine.current_transaction.reset(piccolo_token)
+            self._current.reset(token)
+
+    @staticmethod
+    async def _raw(connection: Any, sql: str) -> None:
+        await connection.execute(sql)
+
+    # -- helpers -----------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        """Quote an identifier (already validated as a safe name) for SQL."""
+        return '"' + identifier.replace('"', '""') + '"'
+
+    async def table_columns(self, table: str) -> dict[str, str]:
+        """The live columns of ``table`` and their declared types (upper-case); empty if absent."""
+        if self.dialect == "sqlite":
+            rows = await self.fetch(f"PRAGMA table_info({self.quote(table)})")
+            return {row["name"]: str(row["type"]).upper() for row in rows}
+        rows = await self.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = {}",
+            [table],
+        )
+        return {row["column_name"]: str(row["data_type"]).upper() for row in rows}
+
+    async def table_names(self) -> set[str]:
+        """Every table in the database (current schema on PostgreSQL)."""
+        if self.dialect == "sqlite":
+            rows = await self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {row["name"] for row in rows}
+        rows = await self.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return {row["table_name"] for row in rows}
+
+    async def index_names(self, table: str) -> set[str]:
+        """The names of the indexes on ``table``."""
+        if self.dialect == "sqlite":
+            rows = await self.fetch(f"PRAGMA index_list({self.quote(table)})")
+            return {row["name"] for row in rows}
+        rows = await self.fetch(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = {}",
+            [table],
+        )
+        return {row["indexname"] for row in rows}

@@ -1,0 +1,620 @@
+"""Records of runtime entities: validated writes with hooks and outbox, fast reads.
+
+:class:`EntityRuntime` is everything needed to read and write one entity,
+built once per model change: its live fields, msgspec structs for input, and
+converters. :class:`RecordRepository` does the work; the HTTP layer is a thin
+shell around it, and so will be imports, automations and the CLI.
+
+Every write runs in one transaction with its ``jimu_event`` outbox rows and
+the plugins' before/after hooks, so a rejected or failed write leaves nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from jimu.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from jimu.fields import Dialect, FieldType, FieldTypeRegistry, Storage
+from jimu.meta import EntityDef, FieldDef
+from jimu.store.database import Database
+
+if TYPE_CHECKING:
+    from jimu.site import Site
+
+__all__ = ["EntityRuntime", "Page", "ListQuery", "RecordRepository", "SortKey"]
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+COUNT_CAP = 10_000
+
+_AT_PATH = re.compile(r" - at `\$(?:\[(\d+)\])?\.?([A-Za-z0-9_.\[\]]*)`$")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _problem_from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> FieldProblem:
+    """Turn msgspec's message into ``{"field", "reason"}`` naming the field."""
+    message = str(exc)
+    if match := _UNKNOWN.search(message):
+        return FieldProblem(prefix + match.group(1), "unknown field")
+    if match := _MISSING.search(message):
+        return FieldProblem(prefix + match.group(1), "is required")
+    if match := _AT_PATH.search(message):
+        reason = message[: match.start()]
+        path = match.group(2) or ""
+        return FieldProblem(prefix + path if path else prefix.rstrip(".") or "$", reason)
+    return FieldProblem(prefix.rstrip(".") or "$", message)
+
+
+def invalid_input(body: bytes, exc: msgspec.ValidationError, prefix: str = "") -> Exception:
+    """The error for a body that failed validation: malformed JSON wins over a type error.
+
+    msgspec validates while it parses, so ``[1,`` against an object type reports
+    the type; a client that sent broken JSON should hear that first (400).
+    """
+    try:
+        msgspec.json.decode(body)
+    except msgspec.DecodeError as syntax:
+        return syntax
+    return ValidationFailed(_problem_from_msgspec(exc, prefix))
+
+
+def _now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One key of an ordering: a field (or ``id``) and its direction."""
+
+    field: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> SortKey:
+        """``"-created_at"`` -> descending ``created_at``."""
+        text = text.strip()
+        return cls(text[1:], True) if text.startswith("-") else cls(text.lstrip("+"), False)
+
+
+@dataclass
+class ListQuery:
+    """What a list or query request asks for."""
+
+    filter: Any = None
+    sort: list[SortKey] = field(default_factory=list)
+    fields: list[str] | None = None
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    count: str = "capped"
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """One page of a list: records and how to get the next page."""
+
+    data: list[dict[str, Any]]
+    page: dict[str, Any]
+
+
+class EntityRuntime:
+    """One entity ready for reading and writing: live fields, structs, converters."""
+
+    def __init__(
+        self, entity: EntityDef, live: set[str], field_types: FieldTypeRegistry, dialect: Dialect
+    ) -> None:
+        self.entity = entity
+        self.name = entity.name
+        self.dialect = dialect
+        self.fields: dict[str, FieldDef] = {f.name: f for f in entity.fields if f.name in live}
+        self.types: dict[str, FieldType] = {n: field_types[f.type] for n, f in self.fields.items()}
+        self.storage: dict[str, Storage] = {n: t.storage for n, t in self.types.items()}
+        self.pending = [f.name for f in entity.fields if f.name not in live]
+        self.quoted = _quote(entity.name)
+        self.all_columns = ["id", "created_at", "updated_at", *self.fields]
+        self.create_struct = self._struct("create", partial=False)
+        self.patch_struct = self._struct("patch", partial=True)
+        self.create_decoder = msgspec.json.Decoder(self.create_struct)
+        self.patch_decoder = msgspec.json.Decoder(self.patch_struct)
+        self._readers = self._build_readers()
+        self.links = {n: f.options["target"] for n, f in self.fields.items() if self.storage[n] == "link"}
+
+    def _struct(self, kind: str, *, partial: bool) -> type[msgspec.Struct]:
+        spec: list[tuple[str, Any, Any] | tuple[str, Any]] = []
+        required_first = []
+        optional = []
+        for name, definition in self.fields.items():
+            base = self.types[name].input_type(definition)
+            if partial:
+                annotation = base if definition.required else base | None
+                optional.append((name, annotation, msgspec.UNSET))
+            elif definition.required and definition.default is None:
+                required_first.append((name, base))
+            else:
+                optional.append((name, base if definition.required else base | None, definition.default))
+        spec = [*required_first, *optional]
+        title = "".join(part.title() for part in self.name.split("_"))
+        return msgspec.defstruct(
+            f"{title}{kind.title()}",
+            spec,
+            kw_only=True,
+            forbid_unknown_fields=True,
+        )
+
+    def _build_readers(self) -> list[tuple[str, Callable[[Any], Any]]]:
+        readers: list[tuple[str, Callable[[Any], Any]]] = []
+        system = FieldDef(name="created_at", type="datetime")
+        for name in ("created_at", "updated_at"):
+            readers.append((name, _reader(_DATETIME, system, self.dialect)))
+        for name, definition in self.fields.items():
+            storage = self.storage[name]
+            if storage in {"text", "integer", "link"}:
+                continue
+            readers.append((name, _reader(self.types[name], definition, self.dialect)))
+        return readers
+
+    def read_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Convert a database row into the record the API returns (in place)."""
+        for name, read in self._readers:
+            if name in row:
+                row[name] = read(row[name])
+        return row
+
+    def to_db(self, name: str, value: Any) -> Any:
+        """The query parameter for ``value`` of field ``name``."""
+        if name in ("created_at", "updated_at"):
+            return _DATETIME.to_db(_SYSTEM_DT, value, self.dialect)
+        if name == "id":
+            return value
+        return self.types[name].to_db(self.fields[name], value, self.dialect)
+
+    def python_type(self, name: str) -> Any:
+        """The Python type of a field's (or system column's) values."""
+        if name == "id":
+            return int
+        if name in ("created_at", "updated_at"):
+            return dt.datetime
+        return self.types[name].input_type(self.fields[name])
+
+    def column_storage(self, name: str) -> Storage | None:
+        """Storage of a field or system column; ``None`` when unknown."""
+        if name == "id":
+            return "integer"
+        if name in ("created_at", "updated_at"):
+            return "datetime"
+        return self.storage.get(name)
+
+
+def _reader(field_type: FieldType, definition: FieldDef, dialect: Dialect) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        return field_type.from_db(definition, value, dialect)
+
+    return read
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class _DateTimeType(FieldType):
+    name = "datetime"
+    storage = "datetime"
+
+
+_DATETIME = _DateTimeType()
+_SYSTEM_DT = FieldDef(name="created_at", type="datetime")
+
+
+class RecordRepository:
+    """Create, read, update, delete and list records of a site's entities."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    @property
+    def db(self) -> Database:
+        """The site's database."""
+        return self.site.db
+
+    def runtime(self, entity: str) -> EntityRuntime:
+        """The runtime of ``entity``; :class:`NotFound` when there is no such entity."""
+        return self.site.runtime(entity)
+
+    # -- input -----------------------------------------------------------
+
+    def _decode(self, rt: EntityRuntime, body: bytes | Mapping[str, Any], *, partial: bool, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(body, bytes | bytearray | memoryview):
+            body = msgspec.json.encode(body)
+        try:
+            decoded = (rt.patch_decoder if partial else rt.create_decoder).decode(body)
+        except msgspec.ValidationError as exc:
+            raise invalid_input(bytes(body), exc, prefix) from exc
+        values = {
+            name: value
+            for name in rt.fields
+            if (value := getattr(decoded, name)) is not msgspec.UNSET
+        }
+        problems = []
+        for name, value in values.items():
+            if value is None:
+                continue
+            reason = rt.types[name].validate(rt.fields[name], value)
+            if reason:
+                problems.append(FieldProblem(prefix + name, reason))
+        if problems:
+            raise ValidationFailed(problems)
+        return values
+
+    async def _check_links(self, rt: EntityRuntime, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        for name, target in rt.links.items():
+            wanted = {row[name]: prefix for prefix, row in rows if row.get(name) is not None}
+            if not wanted:
+                continue
+            found: set[int] = set()
+            ids = list(wanted)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("{}" for _ in chunk)
+                existing = await self.db.fetch(
+                    f"SELECT id FROM {_quote(target)} WHERE id IN ({marks})", chunk
+                )
+                found.update(int(row["id"]) for row in existing)
+            missing = [value for value in ids if value not in found]
+            if missing:
+                raise ValidationFailed(
+                    FieldProblem(
+                        wanted[missing[0]] + name, f"no {target} record with id {missing[0]}"
+                    )
+                )
+
+    # -- writes ----------------------------------------------------------
+
+    async def create(self, entity: str, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and insert one record; return it as stored."""
+        rt = self.runtime(entity)
+        values = self._decode(rt, body, partial=False)
+        async with self.db.transaction():
+            await self._check_links(rt, [("", values)])
+            return await self._insert(rt, values)
+
+    async def _insert(self, rt: EntityRuntime, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        plugins = self.site.plugins
+        if plugins.has_hook("jimu_before_create"):
+            await plugins.call_async("jimu_before_create", site=self.site, entity=rt.entity, values=values)
+            values = self._revalidate(rt, values, prefix)
+        now = _now_utc()
+        columns = ["created_at", "updated_at", *values]
+        params = [rt.to_db("created_at", now), rt.to_db("updated_at", now)]
+        params.extend(rt.to_db(name, value) for name, value in values.items())
+        sql = (
+            f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in columns)}) "
+            f"VALUES ({', '.join('{}' for _ in columns)}) RETURNING "
+            + ", ".join(_quote(c) for c in rt.all_columns)
+        )
+        rows = await self._write(rt, sql, params, prefix)
+        record = rt.read_row(rows[0])
+        await self._event(rt, record["id"], "created", record)
+        if plugins.has_hook("jimu_after_create"):
+            await plugins.call_async("jimu_after_create", site=self.site, entity=rt.entity, record=record)
+        return record
+
+    def _revalidate(self, rt: EntityRuntime, values: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """Re-check values a before-hook may have changed, so hooks cannot store bad data."""
+        unknown = [name for name in values if name not in rt.fields]
+        if unknown:
+            raise ValidationFailed(FieldProblem(prefix + unknown[0], "unknown field (set by a plugin hook)"))
+        payload = msgspec.json.encode(values)
+        return self._decode(rt, payload, partial=True, prefix=prefix)
+
+    async def _write(self, rt: EntityRuntime, sql: str, params: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
+        try:
+            return await self.db.fetch(sql, params)
+        except Exception as exc:
+            raise self._translate_integrity(rt, exc, prefix) from exc
+
+    def _translate_integrity(self, rt: EntityRuntime, exc: Exception, prefix: str) -> Exception:
+        message = str(exc)
+        name = type(exc).__name__
+        if "UNIQUE constraint failed" in message or name == "UniqueViolationError":
+            constraint = getattr(exc, "constraint_name", None) or message
+            for field_name in rt.fields:
+                if f"{rt.name}.{field_name}" in message or (
+                    isinstance(constraint, str) and constraint.endswith(f"_{field_name}")
+                ):
+                    return Conflict(
+                        f"{prefix}{field_name}: another {rt.name} record already has this value",
+                        errors=[FieldProblem(prefix + field_name, "must be unique")],
+                    )
+            return Conflict(f"a unique index of {rt.name} rejects this record")
+        return exc
+
+    async def _event(self, rt: EntityRuntime, record_id: int, kind: str, payload: Mapping[str, Any]) -> None:
+        now = _now_utc()
+        await self.db.execute(
+            "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at) VALUES ({}, {}, {}, {}, {})",
+            [
+                rt.name,
+                record_id,
+                kind,
+                msgspec.json.encode(payload).decode(),
+                rt.to_db("created_at", now),
+            ],
+        )
+
+    async def _fetch_for_update(self, rt: EntityRuntime, record_id: int) -> dict[str, Any]:
+        row = await self.db.fetch_one(
+            f"SELECT {', '.join(_quote(c) for c in rt.all_columns)} FROM {rt.quoted} WHERE id = {{}}",
+            [record_id],
+        )
+        if row is None:
+            raise NotFound(f"no {rt.name} record with id {record_id}")
+        return rt.read_row(row)
+
+    async def update(self, entity: str, record_id: int, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """Change some fields of one record; return it as stored."""
+        rt = self.runtime(entity)
+        changes = self._decode(rt, body, partial=True)
+        async with self.db.transaction():
+            await self._check_links(rt, [("", changes)])
+            return await self._update(rt, record_id, changes)
+
+    async def _update(self, rt: EntityRuntime, record_id: int, changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        before = await self._fetch_for_update(rt, record_id)
+        plugins = self.site.plugins
+        if plugins.has_hook("jimu_before_update"):
+            await plugins.call_async(
+                "jimu_before_update", site=self.site, entity=rt.entity, record=before, changes=changes
+            )
+            changes = self._revalidate(rt, changes, prefix)
+        now = _now_utc()
+        assignments = ["updated_at"] + list(changes)
+        params = [rt.to_db("updated_at", now)] + [rt.to_db(n, v) for n, v in changes.items()]
+        params.append(record_id)
+        sql = (
+            f"UPDATE {rt.quoted} SET {', '.join(f'{_quote(c)} = {{}}' for c in assignments)} "
+            f"WHERE id = {{}} RETURNING {', '.join(_quote(c) for c in rt.all_columns)}"
+        )
+        rows = await self._write(rt, sql, params, prefix)
+        record = rt.read_row(rows[0])
+        changed = {name: record[name] for name in changes if before.get(name) != record.get(name)}
+        await self._event(
+            rt,
+            record_id,
+            "updated",
+            {"before": {name: before.get(name) for name in changed}, "after": changed},
+        )
+        if plugins.has_hook("jimu_after_update"):
+            await plugins.call_async(
+                "jimu_after_update", site=self.site, entity=rt.entity, before=before, record=record
+            )
+        return record
+
+    async def delete(self, entity: str, record_id: int) -> dict[str, Any]:
+        """Delete one record; return what was deleted."""
+        rt = self.runtime(entity)
+        async with self.db.transaction():
+            return await self._delete(rt, record_id)
+
+    async def _delete(self, rt: EntityRuntime, record_id: int) -> dict[str, Any]:
+        record = await self._fetch_for_update(rt, record_id)
+        plugins = self.site.plugins
+        if plugins.has_hook("jimu_before_delete"):
+            await plugins.call_async("jimu_before_delete", site=self.site, entity=rt.entity, record=record)
+        await self.db.execute(f"DELETE FROM {rt.quoted} WHERE id = {{}}", [record_id])
+        await self._event(rt, record_id, "deleted", record)
+        if plugins.has_hook("jimu_after_delete"):
+            await plugins.call_async("jimu_after_delete", site=self.site, entity=rt.entity, record=record)
+        return record
+
+    async def bulk(self, entity: str, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
+        """Create, update and delete many records in one all-or-nothing transaction.
+
+        ``body`` is ``{"create": [records], "update": [{"id": .., fields}], "delete": [ids]}``;
+        an error names the item (``create[3].email``) and nothing is written.
+        """
+        rt = self.runtime(entity)
+        if not isinstance(body, bytes | bytearray | memoryview):
+            body = msgspec.json.encode(body)
+        try:
+            request = msgspec.json.decode(body, type=_BulkRequest)
+        except msgspec.ValidationError as exc:
+            raise invalid_input(bytes(body), exc) from exc
+        total = len(request.create) + len(request.update) + len(request.delete)
+        if total == 0:
+            raise ValidationFailed(FieldProblem("$", "nothing to do: give create, update or delete"))
+        if total > self.site.config.bulk_limit:
+            raise ValidationFailed(
+                FieldProblem("$", f"{total} items; at most {self.site.config.bulk_limit} per bulk request")
+            )
+        creates = []
+        for index, raw in enumerate(request.create):
+            creates.append(self._decode(rt, _raw_bytes(raw), partial=False, prefix=f"create[{index}]."))
+        updates = []
+        for index, raw in enumerate(request.update):
+            prefix = f"update[{index}]."
+            item = msgspec.json.decode(_raw_bytes(raw))
+            if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
+                raise ValidationFailed(FieldProblem(prefix + "id", "each update needs the integer id of its record"))
+            record_id = item.pop("id")
+            updates.append((record_id, self._decode(rt, msgspec.json.encode(item), partial=True, prefix=prefix)))
+        async with self.db.transaction():
+            await self._check_links(
+                rt,
+                [(f"create[{i}].", v) for i, v in enumerate(creates)]
+                + [(f"update[{i}].", v) for i, (_, v) in enumerate(updates)],
+            )
+            created = [await self._insert(rt, values, f"create[{i}].") for i, values in enumerate(creates)]
+            updated = [
+                await self._update(rt, record_id, values, f"update[{i}].")
+                for i, (record_id, values) in enumerate(updates)
+            ]
+            deleted = [(await self._delete(rt, record_id))["id"] for record_id in request.delete]
+        return {
+            "created": [record["id"] for record in created],
+            "updated": [record["id"] for record in updated],
+            "deleted": deleted,
+        }
+
+    # -- reads -----------------------------------------------------------
+
+    def _columns(self, rt: EntityRuntime, fields: list[str] | None) -> list[str]:
+        if fields is None:
+            return rt.all_columns
+        unknown = [name for name in fields if name not in rt.all_columns]
+        if unknown:
+            raise ValidationFailed(FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}"))
+        return ["id", *[name for name in dict.fromkeys(fields) if name != "id"]]
+
+    async def get(self, entity: str, record_id: int, fields: list[str] | None = None) -> dict[str, Any]:
+        """One record by id; :class:`NotFound` when there is none."""
+        rt = self.runtime(entity)
+        columns = self._columns(rt, fields)
+        row = await self.db.fetch_one(
+            f"SELECT {', '.join(_quote(c) for c in columns)} FROM {rt.quoted} WHERE id = {{}}",
+            [record_id],
+        )
+        if row is None:
+            raise NotFound(f"no {rt.name} record with id {record_id}")
+        return rt.read_row(row)
+
+    async def list(self, entity: str, query: ListQuery) -> Page:
+        """One page of records matching ``query``, in a stable order."""
+        rt = self.runtime(entity)
+        if not 1 <= query.limit <= MAX_LIMIT:
+            raise ValidationFailed(FieldProblem("limit", f"must be from 1 to {MAX_LIMIT}"))
+        if query.count not in {"capped", "exact", "none"}:
+            raise ValidationFailed(FieldProblem("count", "must be capped, exact or none"))
+        columns = self._columns(rt, query.fields)
+        sort = self._sort_keys(rt, query.sort)
+        where, params = self.site.compile_filter(rt, query.filter)
+        base_where = list(where)
+        base_params = list(params)
+        if query.cursor:
+            clause, cursor_params = self._after_cursor(rt, sort, query.cursor)
+            where.append(clause)
+            params.extend(cursor_params)
+        select_columns = list(dict.fromkeys([*columns, *(key.field for key in sort)]))
+        order = ", ".join(
+            f"{_quote(key.field)} {'DESC' if key.descending else 'ASC'}"
+            + (" NULLS LAST" if key.field != "id" else "")
+            for key in sort
+        )
+        sql = (
+            f"SELECT {', '.join(_quote(c) for c in select_columns)} FROM {rt.quoted}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {order} LIMIT {query.limit + 1}"
+        )
+        rows = await self.db.fetch(sql, params)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        next_cursor = None
+        if more and rows:
+            next_cursor = self._make_cursor(rt, sort, rows[-1])
+        extra = [c for c in select_columns if c not in columns]
+        data = []
+        for row in rows:
+            for name in extra:
+                row.pop(name, None)
+            data.append(rt.read_row(row))
+        page: dict[str, Any] = {"limit": query.limit, "next_cursor": next_cursor}
+        if query.count != "none":
+            page.update(await self._count(rt, base_where, base_params, exact=query.count == "exact"))
+        return Page(data=data, page=page)
+
+    def _sort_keys(self, rt: EntityRuntime, keys: list[SortKey]) -> list[SortKey]:
+        result = []
+        for key in keys:
+            if rt.column_storage(key.field) is None:
+                raise ValidationFailed(FieldProblem("sort", f"unknown field {key.field!r} of {rt.name}"))
+            if rt.column_storage(key.field) == "json":
+                raise ValidationFailed(FieldProblem("sort", f"cannot sort by JSON field {key.field!r}"))
+            if key.field == "id":
+                result.append(key)
+                break
+            result.append(key)
+        if not result or result[-1].field != "id":
+            result.append(SortKey("id", False))
+        return result
+
+    def _make_cursor(self, rt: EntityRuntime, sort: list[SortKey], row: Mapping[str, Any]) -> str:
+        values = []
+        for key in sort:
+            value = row.get(key.field)
+            if key.field in ("created_at", "updated_at") or rt.column_storage(key.field) in {"datetime", "date", "decimal", "boolean"}:
+                definition = rt.fields.get(key.field)
+                if key.field in ("created_at", "updated_at"):
+                    value = _DATETIME.from_db(_SYSTEM_DT, value, rt.dialect)
+                elif definition is not None:
+                    value = rt.types[key.field].from_db(definition, value, rt.dialect)
+            values.append(value)
+        payload = msgspec.json.encode([[k.field, k.descending] for k in sort] + [values])
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+    def _after_cursor(self, rt: EntityRuntime, sort: list[SortKey], cursor: str) -> tuple[str, list[Any]]:
+        try:
+            payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            decoded = msgspec.json.decode(payload)
+            *keys, values = decoded
+            if [[k.field, k.descending] for k in sort] != keys or len(values) != len(sort):
+                raise ValueError("the cursor belongs to another sort order")
+            typed = [
+                None if value is None else msgspec.convert(value, rt.python_type(key.field), strict=False)
+                for key, value in zip(sort, values, strict=True)
+            ]
+        except (ValueError, TypeError, binascii.Error, msgspec.MsgspecError) as exc:
+            raise ValidationFailed(
+                FieldProblem("cursor", "is not a cursor of this list (reuse next_cursor with the same sort)")
+            ) from exc
+        clauses = []
+        params: list[Any] = []
+        for position, key in enumerate(sort):
+            parts = []
+            for earlier, value in zip(sort[:position], typed[:position], strict=True):
+                if value is None:
+                    parts.append(f"{_quote(earlier.field)} IS NULL")
+                else:
+                    parts.append(f"{_quote(earlier.field)} = {{}}")
+                    params.append(rt.to_db(earlier.field, value))
+            value = typed[position]
+            if value is None:
+                continue  # nothing sorts after NULL except by a later key
+            op = "<" if key.descending else ">"
+            if key.field == "id":
+                parts.append(f"{_quote(key.field)} {op} {{}}")
+            else:
+                parts.append(f"({_quote(key.field)} {op} {{}} OR {_quote(key.field)} IS NULL)")
+            params.append(rt.to_db(key.field, value))
+            clauses.append("(" + " AND ".join(parts) + ")")
+        return ("(" + " OR ".join(clauses) + ")" if clauses else "1 = 0"), params
+
+    async def _count(self, rt: EntityRuntime, where: list[str], params: list[Any], *, exact: bool) -> dict[str, Any]:
+        condition = f" WHERE {' AND '.join(where)}" if where else ""
+        if exact:
+            row = await self.db.fetch_one(f"SELECT COUNT(*) AS n FROM {rt.quoted}{condition}", params)
+            return {"total": int(row["n"]) if row else 0, "total_exact": True}
+        row = await self.db.fetch_one(
+            f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {rt.quoted}{condition} LIMIT {COUNT_CAP + 1}) AS capped",
+            params,
+        )
+        total = int(row["n"]) if row else 0
+        return {"total": min(total, COUNT_CAP), "total_exact": total <= COUNT_CAP}
+
+
+class _BulkRequest(msgspec.Struct, forbid_unknown_fields=True):
+    create: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    update: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    delete: list[int] = msgspec.field(default_factory=list)
+
+
+def _raw_bytes(raw: Any) -> bytes:
+    if isinstance(raw, msgspec.Raw):
+        return bytes(raw)
+    return msgspec.json.encode(raw)

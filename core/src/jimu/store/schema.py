@@ -1,0 +1,338 @@
+"""Schema diff, plan and apply: metadata versus the live database.
+
+:func:`diff` compares the site's entities with the tables that exist and
+returns a :class:`SchemaPlan`. Additive changes (new table, new column, new
+index, widening type change) are *safe* and the kernel applies them on its
+own; changes that could lose data (drop a column or table, rename, narrowing
+type change) are *destructive* and wait for a person to run
+``jimu migrate --plan`` and then ``jimu migrate --apply``. Nothing is ever
+dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgspec
+
+from jimu.fields import WIDENINGS, FieldTypeRegistry, Storage
+from jimu.meta import EntityDef
+from jimu.store.database import Database
+from jimu.store.tables import SYSTEM_COLUMNS, column_for, storage_of_declared, table_class
+
+__all__ = ["SchemaChange", "SchemaPlan", "diff", "live_fields"]
+
+
+@dataclass
+class SchemaChange:
+    """One change between metadata and the database, with the SQL that makes it."""
+
+    kind: str
+    entity: str
+    field: str | None
+    detail: str
+    destructive: bool
+    statements: list[str]
+    #: How many stored values the change puts at risk (destructive changes only).
+    values_at_risk: int | None = None
+
+    def describe(self) -> str:
+        """One line a person can review."""
+        where = f"{self.entity}.{self.field}" if self.field else self.entity
+        risk = ""
+        if self.values_at_risk is not None:
+            risk = f" ({self.values_at_risk} stored value(s) affected)"
+        return f"{self.kind} {where}: {self.detail}{risk}"
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready description (for ``--json`` and the API)."""
+        return {
+            "kind": self.kind,
+            "entity": self.entity,
+            "field": self.field,
+            "detail": self.detail,
+            "destructive": self.destructive,
+            "values_at_risk": self.values_at_risk,
+            "sql": self.statements,
+        }
+
+
+@dataclass
+class SchemaPlan:
+    """The changes that bring the database in line with the metadata."""
+
+    changes: list[SchemaChange] = field(default_factory=list)
+
+    @property
+    def safe(self) -> list[SchemaChange]:
+        """Changes the kernel applies on its own."""
+        return [change for change in self.changes if not change.destructive]
+
+    @property
+    def destructive(self) -> list[SchemaChange]:
+        """Changes that wait for ``jimu migrate --apply``."""
+        return [change for change in self.changes if change.destructive]
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+
+_SQL_TYPES: dict[str, dict[Storage, str]] = {
+    "sqlite": {
+        "text": "TEXT",
+        "integer": "INTEGER",
+        "link": "INTEGER",
+        "decimal": "NUMERIC",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "datetime": "TIMESTAMPTZ",
+        "json": "JSON",
+    },
+    "postgres": {
+        "text": "TEXT",
+        "integer": "BIGINT",
+        "link": "BIGINT",
+        "decimal": "NUMERIC",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "datetime": "TIMESTAMPTZ",
+        "json": "JSONB",
+    },
+}
+
+
+def _wanted_indexes(entity: EntityDef, field_types: FieldTypeRegistry) -> dict[str, tuple[list[str], bool]]:
+    """Index name -> (columns, unique) that the metadata asks for."""
+    wanted: dict[str, tuple[list[str], bool]] = {}
+    for definition in entity.fields:
+        storage = field_types[definition.type].storage
+        if definition.unique:
+            wanted[f"ux_{entity.name}_{definition.name}"[:63]] = ([definition.name], True)
+        elif definition.indexed or storage == "link":
+            wanted[f"ix_{entity.name}_{definition.name}"[:63]] = ([definition.name], False)
+    for index in entity.indexes:
+        wanted[index.index_name(entity.name)] = (index.fields, index.unique)
+    return wanted
+
+
+def live_fields(entity: EntityDef, columns: Mapping[str, str], field_types: FieldTypeRegistry) -> set[str]:
+    """Fields of ``entity`` whose column exists and can hold the field's storage.
+
+    A field waiting on a destructive change (rename, narrowing type change) is
+    not live: the record API leaves it out until ``jimu migrate --apply``.
+    """
+    live = set()
+    for definition in entity.fields:
+        declared = columns.get(definition.name)
+        if declared is None:
+            continue
+        if field_types[definition.type].storage in storage_of_declared(declared):
+            live.add(definition.name)
+    return live
+
+
+async def diff(
+    db: Database,
+    entities: Iterable[EntityDef],
+    field_types: FieldTypeRegistry,
+    *,
+    dropped_entities: Iterable[str] = (),
+) -> SchemaPlan:
+    """Compare ``entities`` with the live database and plan the changes."""
+    plan = SchemaPlan()
+    tables = await db.table_names()
+    q = db.quote
+    sql_types = _SQL_TYPES[db.dialect]
+    for entity in entities:
+        table = table_class(entity, field_types, db.engine, db.dialect)
+        if entity.name not in tables:
+            statements = list(table.create_table(if_not_exists=True).ddl)
+            if db.dialect == "sqlite":
+                statements = [
+                    s.replace('"id" INTEGER PRIMARY KEY NOT NULL', '"id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL')
+                    for s in statements
+                ]
+            plan.changes.append(
+                SchemaChange("create table", entity.name, None, "new entity", False, statements)
+            )
+            for name, (columns, unique) in _wanted_indexes(entity, field_types).items():
+                plan.changes.append(_create_index(db, entity.name, name, columns, unique))
+            continue
+
+        columns = await db.table_columns(entity.name)
+        renamed_sources = {f.renamed_from for f in entity.fields if f.renamed_from}
+        for definition in entity.fields:
+            storage = field_types[definition.type].storage
+            declared = columns.get(definition.name)
+            if declared is None:
+                source = definition.renamed_from
+                if source and source in columns:
+                    plan.changes.append(
+                        SchemaChange(
+                            "rename column",
+                            entity.name,
+                            definition.name,
+                            f"rename {source!r} to {definition.name!r}",
+                            True,
+                            [f"ALTER TABLE {q(entity.name)} RENAME COLUMN {q(source)} TO {q(definition.name)}"],
+                            values_at_risk=await _count_values(db, entity.name, source),
+                        )
+                    )
+                    continue
+                ddl = table.alter().add_column(definition.name, column_for(storage, db.dialect)).ddl
+                plan.changes.append(
+                    SchemaChange(
+                        "add column",
+                        entity.name,
+                        definition.name,
+                        f"new {definition.type} field",
+                        False,
+                        [ddl] if isinstance(ddl, str) else list(ddl),
+                    )
+                )
+                continue
+            held = storage_of_declared(declared)
+            if storage in held:
+                continue
+            old = next(iter(sorted(held)), None)
+            widening = old is not None and storage in WIDENINGS.get(old, frozenset())
+            plan.changes.append(
+                SchemaChange(
+                    "change type",
+                    entity.name,
+                    definition.name,
+                    f"{declared} -> {sql_types[storage]}"
+                    + ("" if widening else " (narrowing: values that do not convert stop the apply)"),
+                    not widening,
+                    _change_type_sql(db, entity.name, definition.name, storage),
+                    values_at_risk=None if widening else await _count_values(db, entity.name, definition.name),
+                )
+            )
+        known = set(entity.field_names) | set(SYSTEM_COLUMNS) | renamed_sources
+        for column in sorted(set(columns) - known):
+            plan.changes.append(
+                SchemaChange(
+                    "drop column",
+                    entity.name,
+                    column,
+                    "no field uses this column any more",
+                    True,
+                    [
+                        *_drop_indexes_on(db, entity.name, column, await _indexes_on(db, entity.name, column)),
+                        f"ALTER TABLE {q(entity.name)} DROP COLUMN {q(column)}",
+                    ],
+                    values_at_risk=await _count_values(db, entity.name, column),
+                )
+            )
+        existing = await db.index_names(entity.name)
+        for name, (index_columns, unique) in _wanted_indexes(entity, field_types).items():
+            if name not in existing and all(c in columns or c in entity.field_names for c in index_columns):
+                plan.changes.append(_create_index(db, entity.name, name, index_columns, unique))
+    for name in dropped_entities:
+        if name in tables:
+            plan.changes.append(
+                SchemaChange(
+                    "drop table",
+                    name,
+                    None,
+                    "the entity was deleted",
+                    True,
+                    [f"DROP TABLE {q(name)}"],
+                    values_at_risk=await _count_rows(db, name),
+                )
+            )
+    return plan
+
+
+def _create_index(db: Database, table: str, name: str, columns: list[str], unique: bool) -> SchemaChange:
+    q = db.quote
+    sql = (
+        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {q(name)} "
+        f"ON {q(table)} ({', '.join(q(c) for c in columns)})"
+    )
+    return SchemaChange(
+        "create index", table, None, f"{'unique ' if unique else ''}index {name}", False, [sql]
+    )
+
+
+async def _count_values(db: Database, table: str, column: str) -> int:
+    row = await db.fetch_one(f"SELECT COUNT({db.quote(column)}) AS n FROM {db.quote(table)}")
+    return int(row["n"]) if row else 0
+
+
+async def _count_rows(db: Database, table: str) -> int:
+    row = await db.fetch_one(f"SELECT COUNT(*) AS n FROM {db.quote(table)}")
+    return int(row["n"]) if row else 0
+
+
+async def _indexes_on(db: Database, table: str, column: str) -> list[str]:
+    names = []
+    for name in await db.index_names(table):
+        if db.dialect == "sqlite":
+            rows = await db.fetch(f"PRAGMA index_info({db.quote(name)})")
+            if any(row["name"] == column for row in rows):
+                names.append(name)
+        else:
+            row = await db.fetch_one(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexname = {}",
+                [name],
+            )
+            if row and f'"{column}"' in row["indexdef"] or (row and f"({column}" in row["indexdef"]):
+                names.append(name)
+    return [name for name in names if not name.startswith("sqlite_autoindex")]
+
+
+def _drop_indexes_on(db: Database, table: str, column: str, names: list[str]) -> list[str]:
+    return [f"DROP INDEX IF EXISTS {db.quote(name)}" for name in names]
+
+
+def _change_type_sql(db: Database, table: str, column: str, storage: Storage) -> list[str]:
+    q = db.quote
+    new_type = _SQL_TYPES[db.dialect][storage]
+    if db.dialect == "postgres":
+        return [
+            f"ALTER TABLE {q(table)} ALTER COLUMN {q(column)} TYPE {new_type} "
+            f"USING {q(column)}::text::{new_type}"
+            if storage not in {"text"}
+            else f"ALTER TABLE {q(table)} ALTER COLUMN {q(column)} TYPE TEXT USING {q(column)}::text"
+        ]
+    temporary = f"{column}__jimu_new"
+    cast = {
+        "text": "TEXT",
+        "integer": "INTEGER",
+        "link": "INTEGER",
+        "decimal": "NUMERIC",
+        "boolean": "INTEGER",
+        "date": "TEXT",
+        "datetime": "TEXT",
+        "json": "TEXT",
+    }[storage]
+    return [
+        f"ALTER TABLE {q(table)} ADD COLUMN {q(temporary)} {new_type}",
+        f"UPDATE {q(table)} SET {q(temporary)} = CAST({q(column)} AS {cast})",
+        f"ALTER TABLE {q(table)} DROP COLUMN {q(column)}",
+        f"ALTER TABLE {q(table)} RENAME COLUMN {q(temporary)} TO {q(column)}",
+    ]
+
+
+async def apply(db: Database, changes: Iterable[SchemaChange]) -> list[SchemaChange]:
+    """Apply ``changes`` in one transaction; return them. Any failure applies none."""
+    applied = list(changes)
+    order = ["rename column", "create table", "add column", "change type", "drop column", "drop table", "create index"]
+    applied.sort(key=lambda change: order.index(change.kind) if change.kind in order else len(order))
+    async with db.transaction():
+        for change in applied:
+            if change.kind == "change type" and db.dialect == "sqlite":
+                # Indexes on the column block DROP COLUMN; drop them, the plan re-creates them.
+                for name in await _indexes_on(db, change.entity, change.field or ""):
+                    await db.execute(f"DROP INDEX IF EXISTS {db.quote(name)}")
+            for statement in change.statements:
+                await db.execute(statement.replace("{", "{{").replace("}", "}}"))
+    return applied
+
+
+def encode(plan: SchemaPlan) -> bytes:
+    """The plan as JSON (for ``jimu migrate --plan --json``)."""
+    return msgspec.json.encode([change.as_dict() for change in plan.changes])

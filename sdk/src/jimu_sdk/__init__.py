@@ -1,0 +1,42 @@
+"""The public API for Jimu plugin authors.
+
+A plugin imports only from here, never from ``jimu`` internals::
+
+    from jimu_sdk import EntityDef, FieldDef, PluginInfo, hookimpl
+
+    PLUGIN = PluginInfo(name="my_plugin", version="0.1.0", kernel=">=0.1,<0.2")
+
+    @hookimpl
+    def jimu_entities():
+        return [EntityDef(name="vip_card", fields=[FieldDef(name="card_no", type="text")])]
+
+and registers the module under the ``jimu.plugins`` entry-point group of its
+distribution. ``jimu_sdk.testing`` is a pytest plugin with throw-away sites.
+"""
+
+from jimu import __version__ as kernel_version
+from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.fields import Dialect, FieldType, Storage
+from jimu.hookspecs import hookimpl
+from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
+from jimu.site import Site
+
+__all__ = [
+    "Conflict",
+    "Dialect",
+    "EntityDef",
+    "FieldDef",
+    "FieldProblem",
+    "FieldType",
+    "IndexDef",
+    "JimuError",
+    "NotFound",
+    "PluginInfo",
+    "Site",
+    "Storage",
+    "Translatable",
+    "ValidationFailed",
+    "hookimpl",
+    "kernel_version",
+    "translate",
+]
