@@ -53,7 +53,15 @@ def ensure_uv() -> Path:
     _say(f"installing uv {UV_VERSION} into {TOOLS.relative_to(ROOT)}/")
     venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
     subprocess.run(
-        [str(_bin(TOOLS, "python")), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"],
+        [
+            str(_bin(TOOLS, "python")),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"uv=={UV_VERSION}",
+        ],
         check=True,
     )
     return uv
@@ -116,7 +124,9 @@ def cmd_test(uv: Path, extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if sys.version_info < MIN_PYTHON:
-        sys.exit(f"Jimu needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; this is {sys.version.split()[0]}")
+        sys.exit(
+            f"Jimu needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; this is {sys.version.split()[0]}"
+        )
     if not argv or argv[0] not in {"demo", "test", "bench"}:
         print(__doc__)
         return 2
@@ -129,7 +139,9 @@ def main(argv: list[str]) -> int:
         return run(uv, "jimu", "demo", *extra)
     if command == "bench":
         if not extra:
-            sys.exit("usage: python3 dev.py bench NAME [--scale S]  (NAME is a module of tests/perf)")
+            sys.exit(
+                "usage: python3 dev.py bench NAME [--scale S]  (NAME is a module of tests/perf)"
+            )
         check_services()
         return run(uv, "python", "-m", f"tests.perf.{extra[0]}", *extra[1:])
     return cmd_test(uv, extra)

@@ -62,7 +62,9 @@ def _page_through(client: Any, url: str, limit: int, **params: str) -> list[dict
     seen: list[dict[str, Any]] = []
     cursor = None
     for _ in range(RECORDS // limit + 5):
-        response = client.get(url, params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})})
+        response = client.get(
+            url, params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         seen.extend(body["data"])
@@ -86,7 +88,8 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
         names = [e["name"] for e in client.get("/api/v1/meta/entities").json()["data"]]
         assert names == ["vip_card"]
         card = client.post(
-            "/api/v1/records/vip_card", json={"card_no": "vip-123456", "holder": "王芳", "level": "gold"}
+            "/api/v1/records/vip_card",
+            json={"card_no": "vip-123456", "holder": "王芳", "level": "gold"},
         )
         assert card.status_code == 201, card.text
         assert card.json()["card_no"] == "VIP-123456"  # normalised by the plugin's hook
@@ -99,16 +102,22 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
         # write 10,000 records in bulk requests
         expected[0]["card"] = card.json()["id"]
         for start in range(0, RECORDS, 2500):
-            response = client.post("/api/v1/records/member/bulk", json={"create": expected[start : start + 2500]})
+            response = client.post(
+                "/api/v1/records/member/bulk", json={"create": expected[start : start + 2500]}
+            )
             assert response.status_code == 200, response.text
             assert len(response.json()["created"]) == min(2500, RECORDS - start)
 
         # read one back exactly
         first = client.get("/api/v1/records/member/1").json()
         assert first["name"] == "member 00000"
-        assert first["balance"] == expected[0]["balance"] or Decimal(first["balance"]) == Decimal(expected[0]["balance"])
+        assert first["balance"] == expected[0]["balance"] or Decimal(first["balance"]) == Decimal(
+            expected[0]["balance"]
+        )
         assert first["birthday"] == expected[0]["birthday"]
-        assert dt.datetime.fromisoformat(first["joined_at"]) == dt.datetime.fromisoformat(expected[0]["joined_at"])
+        assert dt.datetime.fromisoformat(first["joined_at"]) == dt.datetime.fromisoformat(
+            expected[0]["joined_at"]
+        )
         assert first["profile"] == expected[0]["profile"]
         assert first["card"] == card.json()["id"]
 
@@ -117,7 +126,9 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
         assert [r["id"] for r in seen] == list(range(1, RECORDS + 1))
 
         # sort by points descending, stable by id, across pages
-        by_points = _page_through(client, "/api/v1/records/member", limit=700, sort="-points", fields="points")
+        by_points = _page_through(
+            client, "/api/v1/records/member", limit=700, sort="-points", fields="points"
+        )
         assert len(by_points) == RECORDS
         keys = [(-r["points"], r["id"]) for r in by_points]
         assert keys == sorted(keys)
@@ -125,26 +136,38 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
 
         # sort by a nullable date, NULLs last
         client.patch("/api/v1/records/member/5", json={"birthday": None})
-        by_birthday = _page_through(client, "/api/v1/records/member", limit=900, sort="birthday,-id", fields="birthday")
+        by_birthday = _page_through(
+            client, "/api/v1/records/member", limit=900, sort="birthday,-id", fields="birthday"
+        )
         assert len(by_birthday) == RECORDS
         assert by_birthday[-1]["id"] == 5 and by_birthday[-1]["birthday"] is None
         dates = [r["birthday"] for r in by_birthday[:-1]]
         assert dates == sorted(dates)
 
         # JsonLogic filter compiled to SQL, checked against Python
-        rule = {"and": [{"==": [{"var": "city"}, "上海"]}, {">=": [{"var": "points"}, 2500]}, {"var": "active"}]}
+        rule = {
+            "and": [
+                {"==": [{"var": "city"}, "上海"]},
+                {">=": [{"var": "points"}, 2500]},
+                {"var": "active"},
+            ]
+        }
         matching = [
-            i + 1 for i, r in enumerate(expected) if r["city"] == "上海" and r["points"] >= 2500 and r["active"]
+            i + 1
+            for i, r in enumerate(expected)
+            if r["city"] == "上海" and r["points"] >= 2500 and r["active"]
         ]
         response = client.get(
-            "/api/v1/records/member", params={"filter": json.dumps(rule), "limit": 1000, "fields": "id", "count": "exact"}
+            "/api/v1/records/member",
+            params={"filter": json.dumps(rule), "limit": 1000, "fields": "id", "count": "exact"},
         )
         assert response.status_code == 200, response.text
         body = response.json()
         assert [r["id"] for r in body["data"]] == matching[:1000]
         assert body["page"]["total"] == len(matching) and body["page"]["total_exact"] is True
         queried = client.post(
-            "/api/v1/records/member/query", json={"filter": rule, "sort": ["-points"], "limit": 5, "fields": ["points"]}
+            "/api/v1/records/member/query",
+            json={"filter": rule, "sort": ["-points"], "limit": 5, "fields": ["points"]},
         )
         assert queried.status_code == 200, queried.text
         top = sorted(matching, key=lambda i: (-expected[i - 1]["points"], i))[:5]
@@ -152,11 +175,17 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
 
         # capped total on the unfiltered list
         page = client.get("/api/v1/records/member", params={"limit": 1}).json()["page"]
-        assert page == {"limit": 1, "next_cursor": page["next_cursor"], "total": 10_000, "total_exact": True}
+        assert page == {
+            "limit": 1,
+            "next_cursor": page["next_cursor"],
+            "total": 10_000,
+            "total_exact": True,
+        }
 
         # add a field to the live entity and read the records back with it
         added = client.post(
-            "/api/v1/meta/entities/member/fields", json={"name": "nickname", "type": "text", "options": {"max_length": 30}}
+            "/api/v1/meta/entities/member/fields",
+            json={"name": "nickname", "type": "text", "options": {"max_length": 30}},
         )
         assert added.status_code == 201, added.text
         record = client.get("/api/v1/records/member/42").json()
@@ -171,15 +200,24 @@ def test_integrator_path_with_10000_records(new_site: Callable[..., Site]) -> No
 def test_records_survive_restart_and_schema_shows_entities(new_site: Callable[..., Site]) -> None:
     site = new_site(plugins=["example_vip"])
     with site_client(site) as client:
-        response = client.post("/api/v1/records/vip_card", json={"card_no": "VIP-000001", "holder": "Li"})
+        response = client.post(
+            "/api/v1/records/vip_card", json={"card_no": "VIP-000001", "holder": "Li"}
+        )
         assert response.status_code == 201
         schema = client.get("/schema").json()
         assert "/api/v1/records/vip_card" in schema["paths"]
         assert "VipCardCreate" in schema["components"]["schemas"]
         assert "extra" not in schema["components"]["schemas"]["VipCardCreate"]["properties"]
-        client.post("/api/v1/meta/entities/vip_card/fields", json={"name": "extra", "type": "integer"})
+        client.post(
+            "/api/v1/meta/entities/vip_card/fields", json={"name": "extra", "type": "integer"}
+        )
         schema = client.get("/schema").json()
-        assert schema["components"]["schemas"]["VipCardCreate"]["properties"]["extra"]["anyOf"][0]["type"] == "integer"
+        assert (
+            schema["components"]["schemas"]["VipCardCreate"]["properties"]["extra"]["anyOf"][0][
+                "type"
+            ]
+            == "integer"
+        )
     reopened = Site.load(site.folder)
     with site_client(reopened) as client:
         record = client.get("/api/v1/records/vip_card/1").json()

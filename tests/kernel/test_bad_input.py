@@ -24,7 +24,12 @@ def client(new_site: Callable[..., Site]) -> Iterator[Any]:
             json={
                 "name": "customer",
                 "fields": [
-                    {"name": "name", "type": "text", "required": True, "options": {"max_length": 20}},
+                    {
+                        "name": "name",
+                        "type": "text",
+                        "required": True,
+                        "options": {"max_length": 20},
+                    },
                     {"name": "age", "type": "integer", "options": {"min": 0, "max": 150}},
                     {"name": "email", "type": "email", "unique": True},
                     {"name": "birthday", "type": "date"},
@@ -34,7 +39,12 @@ def client(new_site: Callable[..., Site]) -> Iterator[Any]:
             },
         )
         assert response.status_code == 201, response.text
-        assert client.post("/api/v1/records/customer", json={"name": "Ann", "email": "ann@x.cn"}).status_code == 201
+        assert (
+            client.post(
+                "/api/v1/records/customer", json={"name": "Ann", "email": "ann@x.cn"}
+            ).status_code
+            == 201
+        )
         yield client
         # the one record written above is all there is: no failed request wrote anything
         listing = client.get("/api/v1/records/customer", params={"count": "exact"}).json()
@@ -42,7 +52,9 @@ def client(new_site: Callable[..., Site]) -> Iterator[Any]:
         assert [r["name"] for r in listing["data"]] == ["Ann"]
 
 
-def assert_problem(response: Any, status: int, field: str | None = None, reason: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: Any, status: int, field: str | None = None, reason: str | None = None
+) -> dict[str, Any]:
     """The response is problem details with ``status``; its errors name ``field``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
@@ -54,7 +66,9 @@ def assert_problem(response: Any, status: int, field: str | None = None, reason:
         fields = [error["field"] for error in body["errors"]]
         assert field in fields, body
         if reason is not None:
-            assert any(reason in error["reason"] for error in body["errors"] if error["field"] == field), body
+            assert any(
+                reason in error["reason"] for error in body["errors"] if error["field"] == field
+            ), body
     return body
 
 
@@ -84,11 +98,33 @@ def test_unknown_record_is_404(client: Any) -> None:
 
 
 def test_unknown_field_is_422_naming_it(client: Any) -> None:
-    assert_problem(client.post("/api/v1/records/customer", json={"name": "Bo", "colour": "red"}), 422, "colour", "unknown field")
-    assert_problem(client.patch("/api/v1/records/customer/1", json={"colour": "red"}), 422, "colour", "unknown field")
-    assert_problem(client.get("/api/v1/records/customer", params={"sort": "colour"}), 422, "sort", "colour")
-    assert_problem(client.get("/api/v1/records/customer", params={"fields": "name,colour"}), 422, "fields", "colour")
-    assert_problem(client.get("/api/v1/records/customer/1", params={"fields": "colour"}), 422, "fields", "colour")
+    assert_problem(
+        client.post("/api/v1/records/customer", json={"name": "Bo", "colour": "red"}),
+        422,
+        "colour",
+        "unknown field",
+    )
+    assert_problem(
+        client.patch("/api/v1/records/customer/1", json={"colour": "red"}),
+        422,
+        "colour",
+        "unknown field",
+    )
+    assert_problem(
+        client.get("/api/v1/records/customer", params={"sort": "colour"}), 422, "sort", "colour"
+    )
+    assert_problem(
+        client.get("/api/v1/records/customer", params={"fields": "name,colour"}),
+        422,
+        "fields",
+        "colour",
+    )
+    assert_problem(
+        client.get("/api/v1/records/customer/1", params={"fields": "colour"}),
+        422,
+        "fields",
+        "colour",
+    )
 
 
 def test_filter_on_unknown_field_is_422_naming_it(client: Any) -> None:
@@ -97,7 +133,9 @@ def test_filter_on_unknown_field_is_422_naming_it(client: Any) -> None:
         client.get("/api/v1/records/customer", params={"filter": json.dumps(rule)}), 422, "filter"
     )
     assert "colour" in body["errors"][0]["reason"]
-    assert_problem(client.post("/api/v1/records/customer/query", json={"filter": rule}), 422, "filter")
+    assert_problem(
+        client.post("/api/v1/records/customer/query", json={"filter": rule}), 422, "filter"
+    )
 
 
 def test_wrongly_typed_field_is_422_naming_it(client: Any) -> None:
@@ -116,7 +154,9 @@ def test_wrongly_typed_field_is_422_naming_it(client: Any) -> None:
     ]
     for payload, field, reason in cases:
         assert_problem(client.post("/api/v1/records/customer", json=payload), 422, field, reason)
-    assert_problem(client.patch("/api/v1/records/customer/1", json={"name": None}), 422, "name", "got `null`")
+    assert_problem(
+        client.patch("/api/v1/records/customer/1", json={"name": None}), 422, "name", "got `null`"
+    )
 
 
 def test_bulk_error_names_the_item_and_writes_nothing(client: Any) -> None:
@@ -124,20 +164,40 @@ def test_bulk_error_names_the_item_and_writes_nothing(client: Any) -> None:
     assert_problem(client.post("/api/v1/records/customer/bulk", json=payload), 422, "create[2].age")
     # a failure discovered while writing (unique email of item 1 clashes with Ann) rolls everything back
     payload = {"create": [{"name": "ok1"}, {"name": "dup", "email": "ann@x.cn"}]}
-    assert_problem(client.post("/api/v1/records/customer/bulk", json=payload), 409, "create[1].email", "must be unique")
+    assert_problem(
+        client.post("/api/v1/records/customer/bulk", json=payload),
+        409,
+        "create[1].email",
+        "must be unique",
+    )
     assert_problem(client.post("/api/v1/records/customer/bulk", json={}), 422, "$", "nothing to do")
-    assert_problem(client.post("/api/v1/records/customer/bulk", json={"create": [], "upsert": []}), 422, "upsert")
-    assert_problem(client.post("/api/v1/records/customer/bulk", json={"update": [{"name": "no id"}]}), 422, "update[0].id")
+    assert_problem(
+        client.post("/api/v1/records/customer/bulk", json={"create": [], "upsert": []}),
+        422,
+        "upsert",
+    )
+    assert_problem(
+        client.post("/api/v1/records/customer/bulk", json={"update": [{"name": "no id"}]}),
+        422,
+        "update[0].id",
+    )
     assert_problem(client.post("/api/v1/records/customer/bulk", json={"delete": [1, 999]}), 404)
 
 
 def test_unique_violation_is_409_naming_the_field(client: Any) -> None:
-    assert_problem(client.post("/api/v1/records/customer", json={"name": "Bo", "email": "ann@x.cn"}), 409, "email", "must be unique")
+    assert_problem(
+        client.post("/api/v1/records/customer", json={"name": "Bo", "email": "ann@x.cn"}),
+        409,
+        "email",
+        "must be unique",
+    )
 
 
 def test_malformed_json_is_400(client: Any) -> None:
     for body in [b"{bad", b"", b'{"name": "Bo"', b"\xff\xfe"]:
-        response = client.post("/api/v1/records/customer", content=body, headers={"content-type": "application/json"})
+        response = client.post(
+            "/api/v1/records/customer", content=body, headers={"content-type": "application/json"}
+        )
         problem = assert_problem(response, 400)
         assert "not valid JSON" in problem["detail"]
     assert_problem(client.post("/api/v1/records/customer/bulk", content=b"[1,"), 400)
@@ -148,16 +208,24 @@ def test_malformed_json_is_400(client: Any) -> None:
 
 
 def test_body_of_wrong_shape_is_422(client: Any) -> None:
-    assert_problem(client.post("/api/v1/records/customer", json=[1, 2]), 422, "$", "Expected `object`")
-    assert_problem(client.post("/api/v1/records/customer/bulk", json={"create": "x"}), 422, "create")
+    assert_problem(
+        client.post("/api/v1/records/customer", json=[1, 2]), 422, "$", "Expected `object`"
+    )
+    assert_problem(
+        client.post("/api/v1/records/customer/bulk", json={"create": "x"}), 422, "create"
+    )
 
 
 def test_oversized_body_is_413(client: Any) -> None:
     limit = client.app.state.site.config.max_body_bytes
     big = json.dumps({"name": "Bo", "padding": "x" * (limit + 10)}).encode()
-    response = client.post("/api/v1/records/customer", content=big, headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/records/customer", content=big, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 413)
-    response = client.post("/api/v1/records/customer/bulk", content=big, headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/records/customer/bulk", content=big, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 413)
 
 
@@ -165,15 +233,23 @@ def test_bad_list_parameters_are_422(client: Any) -> None:
     assert_problem(client.get("/api/v1/records/customer", params={"limit": "ten"}), 422, "limit")
     assert_problem(client.get("/api/v1/records/customer", params={"limit": "0"}), 422, "limit")
     assert_problem(client.get("/api/v1/records/customer", params={"limit": "100000"}), 422, "limit")
-    assert_problem(client.get("/api/v1/records/customer", params={"cursor": "garbage!"}), 422, "cursor")
+    assert_problem(
+        client.get("/api/v1/records/customer", params={"cursor": "garbage!"}), 422, "cursor"
+    )
     assert_problem(client.get("/api/v1/records/customer", params={"count": "all"}), 422, "count")
     other_sort = client.get("/api/v1/records/customer", params={"limit": 1, "sort": "name"})
     assert other_sort.status_code == 200
     # a cursor of one sort order is refused by another
     extra = client.post("/api/v1/records/customer", json={"name": "Cy"}).json()["id"]
-    cursor = client.get("/api/v1/records/customer", params={"limit": 1, "sort": "name"}).json()["page"]["next_cursor"]
+    cursor = client.get("/api/v1/records/customer", params={"limit": 1, "sort": "name"}).json()[
+        "page"
+    ]["next_cursor"]
     assert cursor
-    assert_problem(client.get("/api/v1/records/customer", params={"cursor": cursor, "sort": "-age"}), 422, "cursor")
+    assert_problem(
+        client.get("/api/v1/records/customer", params={"cursor": cursor, "sort": "-age"}),
+        422,
+        "cursor",
+    )
     assert client.delete(f"/api/v1/records/customer/{extra}").status_code == 200
 
 
@@ -183,17 +259,63 @@ def test_bad_metadata_is_422_naming_the_part(client: Any) -> None:
 
     assert_problem(create({"name": "Bad Name"}), 422, "name", "not a valid entity name")
     assert_problem(create({"name": "jimu_users"}), 422, "name", "reserved")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "colour"}]}), 422, "fields[0].type", "unknown field type 'colour'")
-    assert_problem(create({"name": "t", "fields": [{"name": "id", "type": "text"}]}), 422, "fields[0].name", "reserved")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "text"}]}), 422, "fields[1].name", "defined twice")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "select"}]}), 422, "fields[0].options.choices")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "link", "options": {"target": "ghost"}}]}), 422, "fields[0].options.target", "unknown entity 'ghost'")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "text", "options": {"colour": 1}}]}), 422, "fields[0].options", "unknown option 'colour'")
-    assert_problem(create({"name": "t", "fields": [{"name": "a", "type": "text", "colour": 1}]}), 422)
+    assert_problem(
+        create({"name": "t", "fields": [{"name": "a", "type": "colour"}]}),
+        422,
+        "fields[0].type",
+        "unknown field type 'colour'",
+    )
+    assert_problem(
+        create({"name": "t", "fields": [{"name": "id", "type": "text"}]}),
+        422,
+        "fields[0].name",
+        "reserved",
+    )
+    assert_problem(
+        create(
+            {"name": "t", "fields": [{"name": "a", "type": "text"}, {"name": "a", "type": "text"}]}
+        ),
+        422,
+        "fields[1].name",
+        "defined twice",
+    )
+    assert_problem(
+        create({"name": "t", "fields": [{"name": "a", "type": "select"}]}),
+        422,
+        "fields[0].options.choices",
+    )
+    assert_problem(
+        create(
+            {"name": "t", "fields": [{"name": "a", "type": "link", "options": {"target": "ghost"}}]}
+        ),
+        422,
+        "fields[0].options.target",
+        "unknown entity 'ghost'",
+    )
+    assert_problem(
+        create({"name": "t", "fields": [{"name": "a", "type": "text", "options": {"colour": 1}}]}),
+        422,
+        "fields[0].options",
+        "unknown option 'colour'",
+    )
+    assert_problem(
+        create({"name": "t", "fields": [{"name": "a", "type": "text", "colour": 1}]}), 422
+    )
     assert_problem(create({"name": "customer"}), 409)
-    assert_problem(client.post("/api/v1/meta/entities/customer/fields", json={"name": "age", "type": "integer"}), 409)
-    assert_problem(client.post("/api/v1/meta/entities/customer/fields", json={"name": "x", "type": "nope"}), 422, "fields[6].type")
-    assert_problem(client.patch("/api/v1/meta/entities/customer", json={"name": "renamed"}), 422, "name")
+    assert_problem(
+        client.post(
+            "/api/v1/meta/entities/customer/fields", json={"name": "age", "type": "integer"}
+        ),
+        409,
+    )
+    assert_problem(
+        client.post("/api/v1/meta/entities/customer/fields", json={"name": "x", "type": "nope"}),
+        422,
+        "fields[6].type",
+    )
+    assert_problem(
+        client.patch("/api/v1/meta/entities/customer", json={"name": "renamed"}), 422, "name"
+    )
     entities = [e["name"] for e in client.get("/api/v1/meta/entities").json()["data"]]
     assert entities == ["customer"]
     fields = [f["name"] for f in client.get("/api/v1/meta/entities/customer").json()["fields"]]
@@ -203,9 +325,16 @@ def test_bad_metadata_is_422_naming_the_part(client: Any) -> None:
 def test_link_to_missing_record_is_422(new_site: Callable[..., Site]) -> None:
     site = new_site(plugins=["demo_store"])
     with site_client(site) as client:
-        response = client.post("/api/v1/records/sales_order", json={"order_no": "A1", "customer": 77})
+        response = client.post(
+            "/api/v1/records/sales_order", json={"order_no": "A1", "customer": 77}
+        )
         assert_problem(response, 422, "customer", "no customer record with id 77")
-        assert client.get("/api/v1/records/sales_order", params={"count": "exact"}).json()["page"]["total"] == 0
+        assert (
+            client.get("/api/v1/records/sales_order", params={"count": "exact"}).json()["page"][
+                "total"
+            ]
+            == 0
+        )
 
 
 def test_plugin_hook_rejection_is_422_and_writes_nothing(new_site: Callable[..., Site]) -> None:
@@ -213,5 +342,12 @@ def test_plugin_hook_rejection_is_422_and_writes_nothing(new_site: Callable[...,
     with site_client(site) as client:
         response = client.post("/api/v1/records/vip_card", json={"card_no": "12", "holder": "Li"})
         body = assert_problem(response, 422, "card_no", "is not a card number like VIP-000123")
-        assert body["errors"] == [{"field": "card_no", "reason": "'12' is not a card number like VIP-000123"}]
-        assert client.get("/api/v1/records/vip_card", params={"count": "exact"}).json()["page"]["total"] == 0
+        assert body["errors"] == [
+            {"field": "card_no", "reason": "'12' is not a card number like VIP-000123"}
+        ]
+        assert (
+            client.get("/api/v1/records/vip_card", params={"count": "exact"}).json()["page"][
+                "total"
+            ]
+            == 0
+        )

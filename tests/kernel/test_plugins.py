@@ -49,7 +49,10 @@ def test_plugins_load_after_their_requirements() -> None:
 
 def test_missing_requirement_is_a_clear_error() -> None:
     available = {"crm": plugin_module("crm", requires=("base",)), "base": plugin_module("base")}
-    with pytest.raises(PluginError, match=r"plugin 'crm' requires 'base', which is not enabled on this site; run `jimu plugins enable base`"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'crm' requires 'base', which is not enabled on this site; run `jimu plugins enable base`",
+    ):
         load_plugins(["crm"], available=available, env={})
 
 
@@ -64,19 +67,26 @@ def test_requirement_cycle_is_named() -> None:
 
 
 def test_plugin_not_installed_lists_what_is() -> None:
-    with pytest.raises(PluginError, match=r"plugin 'ghost' is enabled on this site but not installed .*installed: real"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'ghost' is enabled on this site but not installed .*installed: real",
+    ):
         load_plugins(["ghost"], available={"real": plugin_module("real")}, env={})
 
 
 def test_incompatible_kernel_version() -> None:
     available = {"old": plugin_module("old", kernel=">=9.0")}
-    with pytest.raises(PluginError, match=r"plugin 'old' 1.0.0 supports kernel >=9.0, but this is jimu-core 0.1.0"):
+    with pytest.raises(
+        PluginError, match=r"plugin 'old' 1.0.0 supports kernel >=9.0, but this is jimu-core 0.1.0"
+    ):
         load_plugins(["old"], available=available, env={})
 
 
 def test_bad_kernel_specifier() -> None:
     available = {"odd": plugin_module("odd", kernel="version nine")}
-    with pytest.raises(PluginError, match=r"declares kernel 'version nine', which is not a version specifier"):
+    with pytest.raises(
+        PluginError, match=r"declares kernel 'version nine', which is not a version specifier"
+    ):
         load_plugins(["odd"], available=available, env={})
 
 
@@ -86,7 +96,10 @@ def test_misspelt_hook_name_is_refused_with_a_suggestion() -> None:
         return []
 
     available = {"typo": plugin_module("typo", jimu_entites=jimu_entites)}
-    with pytest.raises(PluginError, match=r"plugin 'typo' implements unknown hook 'jimu_entites'; did you mean 'jimu_entities'\?"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'typo' implements unknown hook 'jimu_entites'; did you mean 'jimu_entities'\?",
+    ):
         load_plugins(["typo"], available=available, env={})
 
 
@@ -95,7 +108,9 @@ def test_hook_function_without_marker_is_refused() -> None:
         return []
 
     available = {"plain": plugin_module("plain", jimu_entities=jimu_entities)}
-    with pytest.raises(PluginError, match=r"function 'jimu_entities' matches a hook but lacks @hookimpl"):
+    with pytest.raises(
+        PluginError, match=r"function 'jimu_entities' matches a hook but lacks @hookimpl"
+    ):
         load_plugins(["plain"], available=available, env={})
 
 
@@ -110,7 +125,9 @@ def test_hook_with_unknown_argument_is_refused() -> None:
 
 
 def test_entry_point_name_must_match_plugin_name() -> None:
-    with pytest.raises(PluginError, match=r"entry point 'alias' loads a plugin that calls itself 'real'"):
+    with pytest.raises(
+        PluginError, match=r"entry point 'alias' loads a plugin that calls itself 'real'"
+    ):
         load_plugins(["alias"], available={"alias": plugin_module("real")}, env={})
 
 
@@ -149,7 +166,10 @@ def test_allow_list_env_switch() -> None:
 
 def test_blocking_a_requirement_names_the_switch() -> None:
     available = {"crm": plugin_module("crm", requires=("base",)), "base": plugin_module("base")}
-    with pytest.raises(PluginError, match=r"plugin 'crm' requires 'base', which JIMU_DISABLE_PLUGINS keeps from loading"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'crm' requires 'base', which JIMU_DISABLE_PLUGINS keeps from loading",
+    ):
         load_plugins(["crm", "base"], available=available, env={"JIMU_DISABLE_PLUGINS": "base"})
     with pytest.raises(PluginError, match=r"which JIMU_LOAD_PLUGINS keeps from loading"):
         load_plugins(["crm", "base"], available=available, env={"JIMU_LOAD_PLUGINS": "crm"})
@@ -158,7 +178,9 @@ def test_blocking_a_requirement_names_the_switch() -> None:
 def test_trace_switch_prints_hook_calls() -> None:
     available = {"crm": plugin_module("crm", jimu_entities=entity_hook("lead"))}
     stream = io.StringIO()
-    manager = load_plugins(["crm"], available=available, env={"JIMU_TRACE_PLUGINS": "1"}, trace_stream=stream)
+    manager = load_plugins(
+        ["crm"], available=available, env={"JIMU_TRACE_PLUGINS": "1"}, trace_stream=stream
+    )
     manager.hook.jimu_entities()
     output = stream.getvalue()
     assert "[jimu trace] jimu_entities() -> [crm]" in output
@@ -180,7 +202,9 @@ def test_two_plugins_cannot_register_one_field_type() -> None:
         return [TextType()]
 
     available = {"dup": plugin_module("dup", jimu_field_types=jimu_field_types)}
-    with pytest.raises(PluginError, match=r"field type 'text' is registered by both 'jimu.fields' and 'dup'"):
+    with pytest.raises(
+        PluginError, match=r"field type 'text' is registered by both 'jimu.fields' and 'dup'"
+    ):
         load_plugins(["dup"], available=available, env={})
 
 

@@ -22,6 +22,7 @@ import jimu
 from jimu.errors import JimuError
 from jimu.plugins import ENTRY_POINT_GROUP, available_plugins, load_plugins
 from jimu.site import CONFIG_FILE, Site, create_site
+from jimu.store.database import Database
 
 T = TypeVar("T")
 
@@ -77,19 +78,27 @@ def site() -> None:
 
 @site.command("new")
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--db", "database_url", help="Database URL (default: SQLite file site.sqlite in the site folder).")
+@click.option(
+    "--db",
+    "database_url",
+    help="Database URL (default: SQLite file site.sqlite in the site folder).",
+)
 @click.option("--plugins", default="", help="Comma-separated plugins to enable, e.g. crm,loyalty.")
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
 @click.option("--locale", default="zh-CN", show_default=True)
 @_friendly
-def site_new(path: Path, database_url: str | None, plugins: str, timezone: str, locale: str) -> None:
+def site_new(
+    path: Path, database_url: str | None, plugins: str, timezone: str, locale: str
+) -> None:
     """Create a site folder PATH with its site.toml and database."""
     names = [name.strip() for name in plugins.split(",") if name.strip()]
-    load_plugins(names)  # refuse unknown plugins and missing requirements before writing anything
+    # refuse unknown plugins, missing requirements and bad URLs before writing anything
+    load_plugins(names)
+    Database(database_url or "sqlite:///site.sqlite", base_dir=path)
     create_site(path, database_url=database_url, plugins=names, timezone=timezone, locale=locale)
     try:
         _run(_open_and_close(Site.load(path)))
-    except click.ClickException:
+    except BaseException:
         (path / CONFIG_FILE).unlink(missing_ok=True)
         raise
     click.echo(f"Created site {path.name!r} in {path.resolve()}")
@@ -189,7 +198,7 @@ def plugins_list(site_path: Path, as_json: bool) -> None:
             click.echo(f"  {row['name']:<24} cannot load: {row['error']}")
             continue
         state = "built-in" if row["builtin"] else ("enabled" if row["enabled"] else "available")
-        hooks = ", ".join(row["hooks"]) or "-"
+        hooks = ", ".join(str(hook) for hook in row["hooks"]) or "-"  # type: ignore[attr-defined]
         click.echo(f"  {row['name']:<24} {row['version']:<10} {state:<10} hooks: {hooks}")
     if not installed:
         click.echo(f"(no plugins installed in the {ENTRY_POINT_GROUP!r} entry-point group)")
@@ -230,7 +239,9 @@ def plugins_disable(name: str, site_path: Path) -> None:
 
 @cli.command()
 @_site_option
-@click.option("--plan", "mode", flag_value="plan", default=True, help="List pending changes (default).")
+@click.option(
+    "--plan", "mode", flag_value="plan", default=True, help="List pending changes (default)."
+)
 @click.option("--apply", "mode", flag_value="apply", help="Apply every pending change.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def migrate(site_path: Path, mode: str, as_json: bool) -> None:
@@ -254,7 +265,11 @@ def migrate(site_path: Path, mode: str, as_json: bool) -> None:
     click.echo(f"{verb} changes ({len(changes)}):")
     for change in changes:
         where = f"{change['entity']}.{change['field']}" if change["field"] else change["entity"]
-        risk = f" — {change['values_at_risk']} stored value(s) affected" if change["values_at_risk"] is not None else ""
+        risk = (
+            f" — {change['values_at_risk']} stored value(s) affected"
+            if change["values_at_risk"] is not None
+            else ""
+        )
         click.echo(f"  {change['kind']:<14} {where}: {change['detail']}{risk}")
         for statement in change["sql"]:
             click.echo(f"      {statement}")
@@ -268,7 +283,13 @@ DEMO_PLUGINS = ("demo_store", "example_vip")
 
 
 @cli.command()
-@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-site"), show_default=True)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-site"),
+    show_default=True,
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Create the demo site and its data, then stop.")
@@ -310,7 +331,9 @@ def _plugin_commands() -> None:
         return  # the site's own commands report the problem
     for command in manager.collect("jimu_cli_commands"):
         if command.name in cli.commands:
-            raise click.ClickException(f"a plugin's command {command.name!r} clashes with a kernel command")
+            raise click.ClickException(
+                f"a plugin's command {command.name!r} clashes with a kernel command"
+            )
         cli.add_command(command)
 
 

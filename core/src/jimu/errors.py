@@ -47,7 +47,9 @@ class ValidationFailed(JimuError):
     title = "Validation failed"
     type_suffix = "validation-failed"
 
-    def __init__(self, errors: list[FieldProblem] | FieldProblem, detail: str | None = None) -> None:
+    def __init__(
+        self, errors: list[FieldProblem] | FieldProblem, detail: str | None = None
+    ) -> None:
         problems = [errors] if isinstance(errors, FieldProblem) else list(errors)
         if detail is None:
             detail = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)

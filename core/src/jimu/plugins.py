@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -225,7 +225,8 @@ class PluginManager:
     def _collect_field_types(self) -> FieldTypeRegistry:
         registry = FieldTypeRegistry()
         for impl in self._pm.hook.jimu_field_types.get_hookimpls():
-            for field_type in impl.function():
+            returned = cast(Sequence[object], impl.function())
+            for field_type in returned:
                 if not isinstance(field_type, FieldType):
                     raise PluginError(
                         f"plugin {impl.plugin_name!r}: jimu_field_types returned "
@@ -311,7 +312,9 @@ class PluginManager:
         caller = self._pm.hook.jimu_fixtures
         found = []
         for impl in _in_load_order(caller.get_hookimpls()):
-            result = impl.function(**{arg: {"site": site, "kind": kind}[arg] for arg in impl.argnames})
+            result = impl.function(
+                **{arg: {"site": site, "kind": kind}[arg] for arg in impl.argnames}
+            )
             if inspect.isawaitable(result):
                 result = await result
             if result:
@@ -360,7 +363,9 @@ def load_plugins(
     sources = available_plugins() if available is None else dict(available)
 
     wanted = list(dict.fromkeys(enabled))
-    skipped = {name for name in wanted if name in block or (allow is not None and name not in allow)}
+    skipped = {
+        name for name in wanted if name in block or (allow is not None and name not in allow)
+    }
     loaded: dict[str, LoadedPlugin] = {}
     for name in wanted:
         if name in skipped:
@@ -402,7 +407,8 @@ def load_plugins(
     builtins = []
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
-        builtins.append(LoadedPlugin(info=_plugin_info(module, module_name), module=module, builtin=True))
+        builtins.append(
+            LoadedPlugin(info=_plugin_info(module, module_name), module=module, builtin=True)
+        )
     plugins = builtins + [loaded[name] for name in order]
     return PluginManager(plugins, trace=(trace_stream or sys.stderr) if trace else None)
-

@@ -71,7 +71,9 @@ class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         known = {"site", "database", "broker", "plugins", "api"}
         unknown = sorted(set(document) - known)
         if unknown:
-            raise SiteError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
+            raise SiteError(
+                f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})"
+            )
         site = dict(document.get("site", {}))
         plugins = dict(document.get("plugins", {}))
         flat = {
@@ -171,7 +173,9 @@ class Site:
 
     def save_config(self) -> None:
         """Write the current configuration back to ``site.toml``."""
-        (self.folder / CONFIG_FILE).write_text(tomli_w.dumps(self.config.to_toml()), encoding="utf-8")
+        (self.folder / CONFIG_FILE).write_text(
+            tomli_w.dumps(self.config.to_toml()), encoding="utf-8"
+        )
 
     # -- lifecycle -------------------------------------------------------
 
@@ -209,7 +213,9 @@ class Site:
                 await self.meta.record_plugin(plugin.name, plugin.info.version, True)
             elif record[0] != plugin.info.version:
                 await self._sync_tables_for_install()
-                await self.plugins.call_plugin(plugin.name, "jimu_upgrade", site=self, from_version=record[0])
+                await self.plugins.call_plugin(
+                    plugin.name, "jimu_upgrade", site=self, from_version=record[0]
+                )
                 await self.meta.record_plugin(plugin.name, plugin.info.version, True)
 
     async def _sync_tables_for_install(self) -> None:
@@ -237,7 +243,9 @@ class Site:
                 )
             if row is None:
                 overlay = EntityDef(name=entity.name, plugin=entity.plugin)
-                await self.meta.save_entity(overlay, plugin=entity.plugin, summary=f"declared by {entity.plugin}")
+                await self.meta.save_entity(
+                    overlay, plugin=entity.plugin, summary=f"declared by {entity.plugin}"
+                )
             else:
                 overlay = row.definition
             model[entity.name] = _merge_overlay(entity, overlay)
@@ -260,10 +268,14 @@ class Site:
                 field_type.check_options(definition, f"fields[{position}]")
                 if field_type.storage == "link":
                     target = definition.options["target"]
-                    if target not in self.entities and target != entity.name and target not in {
-                        e.name for e in self.plugins.entities()
-                    }:
-                        raise MetadataError(f"fields[{position}].options.target", f"unknown entity {target!r}")
+                    if (
+                        target not in self.entities
+                        and target != entity.name
+                        and target not in {e.name for e in self.plugins.entities()}
+                    ):
+                        raise MetadataError(
+                            f"fields[{position}].options.target", f"unknown entity {target!r}"
+                        )
         except MetadataError as exc:
             raise ValidationFailed(FieldProblem(exc.path, exc.reason)) from exc
 
@@ -273,7 +285,9 @@ class Site:
         Returns the destructive changes left pending for ``jimu migrate``.
         """
         model = await self._build_model()
-        plan = await schema.diff(self.db, model.values(), self.plugins.field_types, dropped_entities=self._dropped)
+        plan = await schema.diff(
+            self.db, model.values(), self.plugins.field_types, dropped_entities=self._dropped
+        )
         if plan.safe:
             await schema.apply(self.db, plan.safe)
         self.entities = model
@@ -281,7 +295,9 @@ class Site:
         for entity in model.values():
             columns = await self.db.table_columns(entity.name)
             live = schema.live_fields(entity, columns, self.plugins.field_types)
-            runtimes[entity.name] = EntityRuntime(entity, live, self.plugins.field_types, self.db.dialect)
+            runtimes[entity.name] = EntityRuntime(
+                entity, live, self.plugins.field_types, self.db.dialect
+            )
         self._runtimes = runtimes
         self.pending = SchemaPlan(plan.destructive)
         self.model_version += 1
@@ -303,7 +319,9 @@ class Site:
     async def create_entity(self, entity: EntityDef) -> EntityDef:
         """Add a site-owned entity at run time and create its table."""
         if entity.plugin is not None:
-            raise ValidationFailed.field("plugin", "entities created at run time belong to the site; leave plugin out")
+            raise ValidationFailed.field(
+                "plugin", "entities created at run time belong to the site; leave plugin out"
+            )
         self._check_entity(entity)
         if entity.name in self.entities:
             raise Conflict(f"an entity named {entity.name!r} already exists")
@@ -322,7 +340,9 @@ class Site:
         allowed = {"label", "description", "fields", "indexes", "title_field"}
         unknown = sorted(set(changes) - allowed)
         if unknown:
-            raise ValidationFailed.field(unknown[0], f"cannot be changed (changeable: {', '.join(sorted(allowed))})")
+            raise ValidationFailed.field(
+                unknown[0], f"cannot be changed (changeable: {', '.join(sorted(allowed))})"
+            )
         stored = (await self.meta.entities()).get(name)
         base = stored.definition if stored else current
         merged = msgspec.to_builtins(base)
@@ -343,7 +363,9 @@ class Site:
             self._check_entity(_merge_overlay(declared, updated))
         else:
             self._check_entity(updated)
-        await self.meta.save_entity(updated, plugin=plugin, summary="updated: " + ", ".join(sorted(changes)))
+        await self.meta.save_entity(
+            updated, plugin=plugin, summary="updated: " + ", ".join(sorted(changes))
+        )
         await self.sync()
         return self.entity(name)
 
@@ -357,7 +379,9 @@ class Site:
         updated = msgspec.structs.replace(base, fields=[*base.fields, definition])
         candidate = _merge_overlay(current, updated) if current.plugin else updated
         self._check_entity(candidate)
-        await self.meta.save_entity(updated, plugin=current.plugin, summary=f"added field {definition.name}")
+        await self.meta.save_entity(
+            updated, plugin=current.plugin, summary=f"added field {definition.name}"
+        )
         await self.sync()
         return self.entity(name)
 
@@ -365,7 +389,10 @@ class Site:
         """Delete a site-owned entity from the model; its table waits for ``jimu migrate``."""
         current = self.entity(name)
         if current.plugin is not None:
-            raise ValidationFailed.field("name", f"entity {name!r} belongs to plugin {current.plugin!r}; disable the plugin instead")
+            raise ValidationFailed.field(
+                "name",
+                f"entity {name!r} belongs to plugin {current.plugin!r}; disable the plugin instead",
+            )
         await self.meta.save_entity(current, plugin=None, summary="deleted", deleted=True)
         await self.sync()
 
@@ -416,7 +443,9 @@ class Site:
             p.name for p in self.plugins.external() if name in p.info.requires and p.name != name
         ]
         if dependants:
-            raise Conflict(f"plugin {dependants[0]!r} requires {name!r}; disable {dependants[0]!r} first")
+            raise Conflict(
+                f"plugin {dependants[0]!r} requires {name!r}; disable {dependants[0]!r} first"
+            )
         await self.plugins.call_plugin(name, "jimu_uninstall", site=self)
         version = self.plugins.plugins[name].info.version if name in self.plugins.plugins else "0"
         enabled = [p for p in self.config.plugins if p != name]
@@ -462,6 +491,8 @@ def _merge_overlay(declared: EntityDef, overlay: EntityDef) -> EntityDef:
         fields=fields,
         indexes=[*declared.indexes, *overlay.indexes],
         label=overlay.label if overlay.label is not None else declared.label,
-        description=overlay.description if overlay.description is not None else declared.description,
+        description=overlay.description
+        if overlay.description is not None
+        else declared.description,
         title_field=overlay.title_field or declared.title_field,
     )

@@ -84,7 +84,7 @@ def postgres_database() -> Iterator[str]:
     name = f"jimu_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         message = f"PostgreSQL is not reachable at {_postgres_server_url()}: {exc}"
         if _ci():
             pytest.fail(message + " (CI=true: a missing service is a failure)")

@@ -122,7 +122,11 @@ async def list_plugins(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json(
         {
             "data": [
-                {**msgspec.to_builtins(plugin.info), "builtin": plugin.builtin, "hooks": plugin.hook_names()}
+                {
+                    **msgspec.to_builtins(plugin.info),
+                    "builtin": plugin.builtin,
+                    "hooks": plugin.hook_names(),
+                }
                 for plugin in site.plugins.plugins.values()
             ]
         }
@@ -195,7 +199,7 @@ async def list_records(request: Request[Any, Any, Any], entity: FromPath[str]) -
     """A page of records: ``filter`` (JsonLogic JSON), ``sort``, ``fields``, ``limit``, ``cursor``, ``count``."""
     site = _site(request)
     site.runtime(entity)
-    page = await site.records.list(entity, _list_query_from_params(request.query_params))
+    page = await site.records.query(entity, _list_query_from_params(request.query_params))
     return _json(page)
 
 
@@ -213,7 +217,7 @@ async def query_records(request: Request[Any, Any, Any], entity: FromPath[str]) 
         cursor=body.cursor,
         count=body.count,
     )
-    return _json(await site.records.list(entity, query), 200)
+    return _json(await site.records.query(entity, query), 200)
 
 
 @post("/records/{entity:str}")
@@ -233,14 +237,20 @@ async def bulk_records(request: Request[Any, Any, Any], entity: FromPath[str]) -
 
 
 @get("/records/{entity:str}/{record_id:int}")
-async def get_record(request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]) -> Response[bytes]:
+async def get_record(
+    request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
+) -> Response[bytes]:
     """One record; ``fields`` picks the fields returned."""
     site = _site(request)
-    return _json(await site.records.get(entity, record_id, _split(request.query_params.get("fields"))))
+    return _json(
+        await site.records.get(entity, record_id, _split(request.query_params.get("fields")))
+    )
 
 
 @patch("/records/{entity:str}/{record_id:int}")
-async def update_record(request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]) -> Response[bytes]:
+async def update_record(
+    request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
+) -> Response[bytes]:
     """Change some fields of one record."""
     site = _site(request)
     site.runtime(entity)
@@ -248,7 +258,9 @@ async def update_record(request: Request[Any, Any, Any], entity: FromPath[str], 
 
 
 @delete("/records/{entity:str}/{record_id:int}", status_code=200)
-async def delete_record(request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]) -> Response[bytes]:
+async def delete_record(
+    request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
+) -> Response[bytes]:
     """Delete one record; returns what was deleted."""
     site = _site(request)
     return _json(await site.records.delete(entity, record_id))

@@ -61,10 +61,24 @@ def openapi_document(site: Site) -> dict[str, Any]:
             },
         }
         list_params = [
-            {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": "JsonLogic rule as JSON"},
-            {"name": "sort", "in": "query", "schema": {"type": "string"}, "description": "Comma-separated fields; '-' for descending"},
+            {
+                "name": "filter",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": "JsonLogic rule as JSON",
+            },
+            {
+                "name": "sort",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": "Comma-separated fields; '-' for descending",
+            },
             {"name": "fields", "in": "query", "schema": {"type": "string"}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
             {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             {"name": "count", "in": "query", "schema": {"enum": ["capped", "exact", "none"]}},
         ]
@@ -74,18 +88,29 @@ def openapi_document(site: Site) -> dict[str, Any]:
                 "summary": f"List {label}",
                 "tags": [name],
                 "parameters": list_params,
-                "responses": _responses({"description": "A page", "content": {"application/json": {"schema": page}}}),
+                "responses": _responses(
+                    {"description": "A page", "content": {"application/json": {"schema": page}}}
+                ),
             },
             "post": {
                 "summary": f"Create a {label} record",
                 "tags": [name],
                 "requestBody": _json_body(f"#/components/schemas/{title}Create"),
-                "responses": _responses({"description": "Created", "content": ok["content"]}, "201"),
+                "responses": _responses(
+                    {"description": "Created", "content": ok["content"]}, "201"
+                ),
             },
         }
-        record_id = [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+        record_id = [
+            {"name": "record_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+        ]
         paths[f"/api/v1/records/{name}/{{record_id}}"] = {
-            "get": {"summary": f"Get a {label} record", "tags": [name], "parameters": record_id, "responses": _responses(ok)},
+            "get": {
+                "summary": f"Get a {label} record",
+                "tags": [name],
+                "parameters": record_id,
+                "responses": _responses(ok),
+            },
             "patch": {
                 "summary": f"Update a {label} record",
                 "tags": [name],
@@ -93,15 +118,32 @@ def openapi_document(site: Site) -> dict[str, Any]:
                 "requestBody": _json_body(f"#/components/schemas/{title}Patch"),
                 "responses": _responses(ok),
             },
-            "delete": {"summary": f"Delete a {label} record", "tags": [name], "parameters": record_id, "responses": _responses(ok)},
+            "delete": {
+                "summary": f"Delete a {label} record",
+                "tags": [name],
+                "parameters": record_id,
+                "responses": _responses(ok),
+            },
         }
         paths[f"/api/v1/records/{name}/query"] = {
-            "post": {"summary": f"Query {label}", "tags": [name], "responses": _responses({"description": "A page", "content": {"application/json": {"schema": page}}})}
+            "post": {
+                "summary": f"Query {label}",
+                "tags": [name],
+                "responses": _responses(
+                    {"description": "A page", "content": {"application/json": {"schema": page}}}
+                ),
+            }
         }
         paths[f"/api/v1/records/{name}/bulk"] = {
-            "post": {"summary": f"Create, update and delete many {label} records", "tags": [name], "responses": _responses({"description": "Ids touched"})}
+            "post": {
+                "summary": f"Create, update and delete many {label} records",
+                "tags": [name],
+                "responses": _responses({"description": "Ids touched"}),
+            }
         }
-    _, components = msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(
+        structs, ref_template="#/components/schemas/{name}"
+    )
     components["Problem"] = {
         "type": "object",
         "properties": {
@@ -112,7 +154,10 @@ def openapi_document(site: Site) -> dict[str, Any]:
             "instance": {"type": "string"},
             "errors": {
                 "type": "array",
-                "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}},
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                },
             },
         },
     }
@@ -126,8 +171,16 @@ def openapi_document(site: Site) -> dict[str, Any]:
         },
     }
     paths["/api/v1/meta/entities"] = {
-        "get": {"summary": "List entities", "tags": ["metadata"], "responses": _responses({"description": "Entities"})},
-        "post": {"summary": "Create an entity", "tags": ["metadata"], "responses": _responses({"description": "Created"}, "201")},
+        "get": {
+            "summary": "List entities",
+            "tags": ["metadata"],
+            "responses": _responses({"description": "Entities"}),
+        },
+        "post": {
+            "summary": "Create an entity",
+            "tags": ["metadata"],
+            "responses": _responses({"description": "Created"}, "201"),
+        },
     }
     return {
         "openapi": "3.1.0",

@@ -38,7 +38,15 @@ _TITLES = {
 }
 
 
-def problem(status: int, detail: str, *, request: Request[Any, Any, Any] | None = None, title: str | None = None, type_suffix: str | None = None, **extra: Any) -> Response[bytes]:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    request: Request[Any, Any, Any] | None = None,
+    title: str | None = None,
+    type_suffix: str | None = None,
+    **extra: Any,
+) -> Response[bytes]:
     """Build a problem-details response."""
     default_title, default_suffix = _TITLES.get(status, ("Error", "error"))
     body: dict[str, Any] = {
@@ -58,8 +66,22 @@ def _jimu_error(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
     if exc.status >= 500:
         incident = uuid.uuid4().hex
         log.error("server-side configuration error %s: %s", incident, exc.detail)
-        return problem(exc.status, exc.detail, request=request, title=exc.title, type_suffix=exc.type_suffix, incident=incident)
-    return problem(exc.status, exc.detail, request=request, title=exc.title, type_suffix=exc.type_suffix, **exc.extra)
+        return problem(
+            exc.status,
+            exc.detail,
+            request=request,
+            title=exc.title,
+            type_suffix=exc.type_suffix,
+            incident=incident,
+        )
+    return problem(
+        exc.status,
+        exc.detail,
+        request=request,
+        title=exc.title,
+        type_suffix=exc.type_suffix,
+        **exc.extra,
+    )
 
 
 def _http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -78,8 +100,15 @@ def _http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     incident = uuid.uuid4().hex
-    log.exception("unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc)
-    return problem(500, f"An unexpected error occurred (incident {incident}).", request=request, incident=incident)
+    log.exception(
+        "unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc
+    )
+    return problem(
+        500,
+        f"An unexpected error occurred (incident {incident}).",
+        request=request,
+        incident=incident,
+    )
 
 
 def exception_handlers() -> dict[type[Exception] | int, Any]:

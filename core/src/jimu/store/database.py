@@ -137,7 +137,7 @@ class Database:
                 connection = await aiosqlite.connect(
                     **self.engine.connection_kwargs  # type: ignore[attr-defined]
                 )
-                connection.row_factory = dict_factory
+                connection.row_factory = dict_factory  # type: ignore[assignment]
                 await connection.execute("PRAGMA foreign_keys = ON")
                 await connection.execute("PRAGMA journal_mode = WAL")
                 await connection.execute("PRAGMA synchronous = NORMAL")
@@ -146,9 +146,8 @@ class Database:
                 self._sqlite_pool.put_nowait(connection)
         else:
             try:
-                await self.engine.start_connection_pool(  # type: ignore[attr-defined]
-                    min_size=1, max_size=self.pool_size * 2
-                )
+                engine: Any = self.engine
+                await engine.start_connection_pool(min_size=1, max_size=self.pool_size * 2)
             except OSError as exc:
                 raise SiteError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         self._opened = True
@@ -163,7 +162,8 @@ class Database:
             self._sqlite_all = []
             self._sqlite_pool = None
         else:
-            await self.engine.close_connection_pool()  # type: ignore[attr-defined]
+            engine: Any = self.engine
+            await engine.close_connection_pool()
         self._opened = False
 
     # -- connections -----------------------------------------------------
@@ -189,9 +189,11 @@ class Database:
         current = self._current.get()
         if self.dialect == "sqlite":
             if current is not None:
-                return list(await current.execute_fetchall(sql, params))
+                rows: Any = await current.execute_fetchall(sql, params)
+                return list(rows)
             async with self._sqlite_connection() as connection:
-                return list(await connection.execute_fetchall(sql, params))
+                rows = await connection.execute_fetchall(sql, params)
+                return list(rows)
         if current is not None:
             records = await current.fetch(sql, *params)
         else:
@@ -258,9 +260,12 @@ class Database:
                 await connection.execute("COMMIT")
         else:
             pool = self.engine.pool  # type: ignore[attr-defined]
-            async with pool.acquire() as connection, connection.transaction():
-                async with self._bind(connection):
-                    yield
+            async with (
+                pool.acquire() as connection,
+                connection.transaction(),
+                self._bind(connection),
+            ):
+                yield
 
     @asynccontextmanager
     async def _bind(self, connection: Any) -> AsyncIterator[None]:

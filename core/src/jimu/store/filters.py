@@ -65,7 +65,9 @@ def compile_filter(site: Site, runtime: EntityRuntime, rule: Any) -> tuple[list[
     is a 422 naming the part of the rule at fault.
     """
     try:
-        fragment = compile_sql(rule, EntityScope(site, runtime), site.db.dialect, registry=site.rules)
+        fragment = compile_sql(
+            rule, EntityScope(site, runtime), site.db.dialect, registry=site.rules
+        )
     except RuleError as exc:
         raise ValidationFailed(FieldProblem("filter", str(exc))) from exc
     return [f"({fragment.sql})"], list(fragment.params)

@@ -30,7 +30,7 @@ from jimu.store.database import Database
 if TYPE_CHECKING:
     from jimu.site import Site
 
-__all__ = ["EntityRuntime", "Page", "ListQuery", "RecordRepository", "SortKey"]
+__all__ = ["EntityRuntime", "ListQuery", "Page", "RecordRepository", "SortKey"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -125,7 +125,9 @@ class EntityRuntime:
         self.create_decoder = msgspec.json.Decoder(self.create_struct)
         self.patch_decoder = msgspec.json.Decoder(self.patch_struct)
         self._readers = self._build_readers()
-        self.links = {n: f.options["target"] for n, f in self.fields.items() if self.storage[n] == "link"}
+        self.links = {
+            n: f.options["target"] for n, f in self.fields.items() if self.storage[n] == "link"
+        }
 
     def _struct(self, kind: str, *, partial: bool) -> type[msgspec.Struct]:
         spec: list[tuple[str, Any, Any] | tuple[str, Any]] = []
@@ -139,7 +141,9 @@ class EntityRuntime:
             elif definition.required and definition.default is None:
                 required_first.append((name, base))
             else:
-                optional.append((name, base if definition.required else base | None, definition.default))
+                optional.append(
+                    (name, base if definition.required else base | None, definition.default)
+                )
         spec = [*required_first, *optional]
         title = "".join(part.title() for part in self.name.split("_"))
         return msgspec.defstruct(
@@ -230,7 +234,9 @@ class RecordRepository:
 
     # -- input -----------------------------------------------------------
 
-    def _decode(self, rt: EntityRuntime, body: bytes | Mapping[str, Any], *, partial: bool, prefix: str = "") -> dict[str, Any]:
+    def _decode(
+        self, rt: EntityRuntime, body: bytes | Mapping[str, Any], *, partial: bool, prefix: str = ""
+    ) -> dict[str, Any]:
         if not isinstance(body, bytes | bytearray | memoryview):
             body = msgspec.json.encode(body)
         try:
@@ -253,7 +259,9 @@ class RecordRepository:
             raise ValidationFailed(problems)
         return values
 
-    async def _check_links(self, rt: EntityRuntime, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    async def _check_links(
+        self, rt: EntityRuntime, rows: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
         for name, target in rt.links.items():
             wanted = {row[name]: prefix for prefix, row in rows if row.get(name) is not None}
             if not wanted:
@@ -285,10 +293,14 @@ class RecordRepository:
             await self._check_links(rt, [("", values)])
             return await self._insert(rt, values)
 
-    async def _insert(self, rt: EntityRuntime, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    async def _insert(
+        self, rt: EntityRuntime, values: dict[str, Any], prefix: str = ""
+    ) -> dict[str, Any]:
         plugins = self.site.plugins
         if plugins.has_hook("jimu_before_create"):
-            await plugins.call_async("jimu_before_create", site=self.site, entity=rt.entity, values=values)
+            await plugins.call_async(
+                "jimu_before_create", site=self.site, entity=rt.entity, values=values
+            )
             values = self._revalidate(rt, values, prefix)
         now = _now_utc()
         columns = ["created_at", "updated_at", *values]
@@ -303,18 +315,24 @@ class RecordRepository:
         record = rt.read_row(rows[0])
         await self._event(rt, record["id"], "created", record)
         if plugins.has_hook("jimu_after_create"):
-            await plugins.call_async("jimu_after_create", site=self.site, entity=rt.entity, record=record)
+            await plugins.call_async(
+                "jimu_after_create", site=self.site, entity=rt.entity, record=record
+            )
         return record
 
     def _revalidate(self, rt: EntityRuntime, values: dict[str, Any], prefix: str) -> dict[str, Any]:
         """Re-check values a before-hook may have changed, so hooks cannot store bad data."""
         unknown = [name for name in values if name not in rt.fields]
         if unknown:
-            raise ValidationFailed(FieldProblem(prefix + unknown[0], "unknown field (set by a plugin hook)"))
+            raise ValidationFailed(
+                FieldProblem(prefix + unknown[0], "unknown field (set by a plugin hook)")
+            )
         payload = msgspec.json.encode(values)
         return self._decode(rt, payload, partial=True, prefix=prefix)
 
-    async def _write(self, rt: EntityRuntime, sql: str, params: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
+    async def _write(
+        self, rt: EntityRuntime, sql: str, params: Sequence[Any], prefix: str
+    ) -> list[dict[str, Any]]:
         try:
             return await self.db.fetch(sql, params)
         except Exception as exc:
@@ -336,7 +354,9 @@ class RecordRepository:
             return Conflict(f"a unique index of {rt.name} rejects this record")
         return exc
 
-    async def _event(self, rt: EntityRuntime, record_id: int, kind: str, payload: Mapping[str, Any]) -> None:
+    async def _event(
+        self, rt: EntityRuntime, record_id: int, kind: str, payload: Mapping[str, Any]
+    ) -> None:
         now = _now_utc()
         await self.db.execute(
             "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at) VALUES ({}, {}, {}, {}, {})",
@@ -358,7 +378,9 @@ class RecordRepository:
             raise NotFound(f"no {rt.name} record with id {record_id}")
         return rt.read_row(row)
 
-    async def update(self, entity: str, record_id: int, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
+    async def update(
+        self, entity: str, record_id: int, body: bytes | Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Change some fields of one record; return it as stored."""
         rt = self.runtime(entity)
         changes = self._decode(rt, body, partial=True)
@@ -366,17 +388,23 @@ class RecordRepository:
             await self._check_links(rt, [("", changes)])
             return await self._update(rt, record_id, changes)
 
-    async def _update(self, rt: EntityRuntime, record_id: int, changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    async def _update(
+        self, rt: EntityRuntime, record_id: int, changes: dict[str, Any], prefix: str = ""
+    ) -> dict[str, Any]:
         before = await self._fetch_for_update(rt, record_id)
         plugins = self.site.plugins
         if plugins.has_hook("jimu_before_update"):
             await plugins.call_async(
-                "jimu_before_update", site=self.site, entity=rt.entity, record=before, changes=changes
+                "jimu_before_update",
+                site=self.site,
+                entity=rt.entity,
+                record=before,
+                changes=changes,
             )
             changes = self._revalidate(rt, changes, prefix)
         now = _now_utc()
-        assignments = ["updated_at"] + list(changes)
-        params = [rt.to_db("updated_at", now)] + [rt.to_db(n, v) for n, v in changes.items()]
+        assignments = ["updated_at", *changes]
+        params = [rt.to_db("updated_at", now), *(rt.to_db(n, v) for n, v in changes.items())]
         params.append(record_id)
         sql = (
             f"UPDATE {rt.quoted} SET {', '.join(f'{_quote(c)} = {{}}' for c in assignments)} "
@@ -407,11 +435,15 @@ class RecordRepository:
         record = await self._fetch_for_update(rt, record_id)
         plugins = self.site.plugins
         if plugins.has_hook("jimu_before_delete"):
-            await plugins.call_async("jimu_before_delete", site=self.site, entity=rt.entity, record=record)
+            await plugins.call_async(
+                "jimu_before_delete", site=self.site, entity=rt.entity, record=record
+            )
         await self.db.execute(f"DELETE FROM {rt.quoted} WHERE id = {{}}", [record_id])
         await self._event(rt, record_id, "deleted", record)
         if plugins.has_hook("jimu_after_delete"):
-            await plugins.call_async("jimu_after_delete", site=self.site, entity=rt.entity, record=record)
+            await plugins.call_async(
+                "jimu_after_delete", site=self.site, entity=rt.entity, record=record
+            )
         return record
 
     async def bulk(self, entity: str, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
@@ -429,29 +461,48 @@ class RecordRepository:
             raise invalid_input(bytes(body), exc) from exc
         total = len(request.create) + len(request.update) + len(request.delete)
         if total == 0:
-            raise ValidationFailed(FieldProblem("$", "nothing to do: give create, update or delete"))
+            raise ValidationFailed(
+                FieldProblem("$", "nothing to do: give create, update or delete")
+            )
         if total > self.site.config.bulk_limit:
             raise ValidationFailed(
-                FieldProblem("$", f"{total} items; at most {self.site.config.bulk_limit} per bulk request")
+                FieldProblem(
+                    "$", f"{total} items; at most {self.site.config.bulk_limit} per bulk request"
+                )
             )
         creates = []
         for index, raw in enumerate(request.create):
-            creates.append(self._decode(rt, _raw_bytes(raw), partial=False, prefix=f"create[{index}]."))
+            creates.append(
+                self._decode(rt, _raw_bytes(raw), partial=False, prefix=f"create[{index}].")
+            )
         updates = []
         for index, raw in enumerate(request.update):
             prefix = f"update[{index}]."
             item = msgspec.json.decode(_raw_bytes(raw))
-            if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
-                raise ValidationFailed(FieldProblem(prefix + "id", "each update needs the integer id of its record"))
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("id"), int)
+                or isinstance(item.get("id"), bool)
+            ):
+                raise ValidationFailed(
+                    FieldProblem(prefix + "id", "each update needs the integer id of its record")
+                )
             record_id = item.pop("id")
-            updates.append((record_id, self._decode(rt, msgspec.json.encode(item), partial=True, prefix=prefix)))
+            updates.append(
+                (
+                    record_id,
+                    self._decode(rt, msgspec.json.encode(item), partial=True, prefix=prefix),
+                )
+            )
         async with self.db.transaction():
             await self._check_links(
                 rt,
                 [(f"create[{i}].", v) for i, v in enumerate(creates)]
                 + [(f"update[{i}].", v) for i, (_, v) in enumerate(updates)],
             )
-            created = [await self._insert(rt, values, f"create[{i}].") for i, values in enumerate(creates)]
+            created = [
+                await self._insert(rt, values, f"create[{i}].") for i, values in enumerate(creates)
+            ]
             updated = [
                 await self._update(rt, record_id, values, f"update[{i}].")
                 for i, (record_id, values) in enumerate(updates)
@@ -470,10 +521,14 @@ class RecordRepository:
             return rt.all_columns
         unknown = [name for name in fields if name not in rt.all_columns]
         if unknown:
-            raise ValidationFailed(FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}"))
+            raise ValidationFailed(
+                FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}")
+            )
         return ["id", *[name for name in dict.fromkeys(fields) if name != "id"]]
 
-    async def get(self, entity: str, record_id: int, fields: list[str] | None = None) -> dict[str, Any]:
+    async def get(
+        self, entity: str, record_id: int, fields: list[str] | None = None
+    ) -> dict[str, Any]:
         """One record by id; :class:`NotFound` when there is none."""
         rt = self.runtime(entity)
         columns = self._columns(rt, fields)
@@ -485,7 +540,7 @@ class RecordRepository:
             raise NotFound(f"no {rt.name} record with id {record_id}")
         return rt.read_row(row)
 
-    async def list(self, entity: str, query: ListQuery) -> Page:
+    async def query(self, entity: str, query: ListQuery) -> Page:
         """One page of records matching ``query``, in a stable order."""
         rt = self.runtime(entity)
         if not 1 <= query.limit <= MAX_LIMIT:
@@ -526,16 +581,22 @@ class RecordRepository:
             data.append(rt.read_row(row))
         page: dict[str, Any] = {"limit": query.limit, "next_cursor": next_cursor}
         if query.count != "none":
-            page.update(await self._count(rt, base_where, base_params, exact=query.count == "exact"))
+            page.update(
+                await self._count(rt, base_where, base_params, exact=query.count == "exact")
+            )
         return Page(data=data, page=page)
 
     def _sort_keys(self, rt: EntityRuntime, keys: list[SortKey]) -> list[SortKey]:
         result = []
         for key in keys:
             if rt.column_storage(key.field) is None:
-                raise ValidationFailed(FieldProblem("sort", f"unknown field {key.field!r} of {rt.name}"))
+                raise ValidationFailed(
+                    FieldProblem("sort", f"unknown field {key.field!r} of {rt.name}")
+                )
             if rt.column_storage(key.field) == "json":
-                raise ValidationFailed(FieldProblem("sort", f"cannot sort by JSON field {key.field!r}"))
+                raise ValidationFailed(
+                    FieldProblem("sort", f"cannot sort by JSON field {key.field!r}")
+                )
             if key.field == "id":
                 result.append(key)
                 break
@@ -548,7 +609,12 @@ class RecordRepository:
         values = []
         for key in sort:
             value = row.get(key.field)
-            if key.field in ("created_at", "updated_at") or rt.column_storage(key.field) in {"datetime", "date", "decimal", "boolean"}:
+            if key.field in ("created_at", "updated_at") or rt.column_storage(key.field) in {
+                "datetime",
+                "date",
+                "decimal",
+                "boolean",
+            }:
                 definition = rt.fields.get(key.field)
                 if key.field in ("created_at", "updated_at"):
                     value = _DATETIME.from_db(_SYSTEM_DT, value, rt.dialect)
@@ -558,7 +624,9 @@ class RecordRepository:
         payload = msgspec.json.encode([[k.field, k.descending] for k in sort] + [values])
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
-    def _after_cursor(self, rt: EntityRuntime, sort: list[SortKey], cursor: str) -> tuple[str, list[Any]]:
+    def _after_cursor(
+        self, rt: EntityRuntime, sort: list[SortKey], cursor: str
+    ) -> tuple[str, list[Any]]:
         try:
             payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             decoded = msgspec.json.decode(payload)
@@ -566,12 +634,16 @@ class RecordRepository:
             if [[k.field, k.descending] for k in sort] != keys or len(values) != len(sort):
                 raise ValueError("the cursor belongs to another sort order")
             typed = [
-                None if value is None else msgspec.convert(value, rt.python_type(key.field), strict=False)
+                None
+                if value is None
+                else msgspec.convert(value, rt.python_type(key.field), strict=False)
                 for key, value in zip(sort, values, strict=True)
             ]
         except (ValueError, TypeError, binascii.Error, msgspec.MsgspecError) as exc:
             raise ValidationFailed(
-                FieldProblem("cursor", "is not a cursor of this list (reuse next_cursor with the same sort)")
+                FieldProblem(
+                    "cursor", "is not a cursor of this list (reuse next_cursor with the same sort)"
+                )
             ) from exc
         clauses = []
         params: list[Any] = []
@@ -595,10 +667,14 @@ class RecordRepository:
             clauses.append("(" + " AND ".join(parts) + ")")
         return ("(" + " OR ".join(clauses) + ")" if clauses else "1 = 0"), params
 
-    async def _count(self, rt: EntityRuntime, where: list[str], params: list[Any], *, exact: bool) -> dict[str, Any]:
+    async def _count(
+        self, rt: EntityRuntime, where: list[str], params: list[Any], *, exact: bool
+    ) -> dict[str, Any]:
         condition = f" WHERE {' AND '.join(where)}" if where else ""
         if exact:
-            row = await self.db.fetch_one(f"SELECT COUNT(*) AS n FROM {rt.quoted}{condition}", params)
+            row = await self.db.fetch_one(
+                f"SELECT COUNT(*) AS n FROM {rt.quoted}{condition}", params
+            )
             return {"total": int(row["n"]) if row else 0, "total_exact": True}
         row = await self.db.fetch_one(
             f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {rt.quoted}{condition} LIMIT {COUNT_CAP + 1}) AS capped",

@@ -102,7 +102,9 @@ _SQL_TYPES: dict[str, dict[Storage, str]] = {
 }
 
 
-def _wanted_indexes(entity: EntityDef, field_types: FieldTypeRegistry) -> dict[str, tuple[list[str], bool]]:
+def _wanted_indexes(
+    entity: EntityDef, field_types: FieldTypeRegistry
+) -> dict[str, tuple[list[str], bool]]:
     """Index name -> (columns, unique) that the metadata asks for."""
     wanted: dict[str, tuple[list[str], bool]] = {}
     for definition in entity.fields:
@@ -116,7 +118,9 @@ def _wanted_indexes(entity: EntityDef, field_types: FieldTypeRegistry) -> dict[s
     return wanted
 
 
-def live_fields(entity: EntityDef, columns: Mapping[str, str], field_types: FieldTypeRegistry) -> set[str]:
+def live_fields(
+    entity: EntityDef, columns: Mapping[str, str], field_types: FieldTypeRegistry
+) -> set[str]:
     """Fields of ``entity`` whose column exists and can hold the field's storage.
 
     A field waiting on a destructive change (rename, narrowing type change) is
@@ -150,18 +154,22 @@ async def diff(
             statements = list(table.create_table(if_not_exists=True).ddl)
             if db.dialect == "sqlite":
                 statements = [
-                    s.replace('"id" INTEGER PRIMARY KEY NOT NULL', '"id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL')
+                    s.replace(
+                        '"id" INTEGER PRIMARY KEY NOT NULL',
+                        '"id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL',
+                    )
                     for s in statements
                 ]
             plan.changes.append(
                 SchemaChange("create table", entity.name, None, "new entity", False, statements)
             )
-            for name, (columns, unique) in _wanted_indexes(entity, field_types).items():
-                plan.changes.append(_create_index(db, entity.name, name, columns, unique))
+            for name, (index_columns, unique) in _wanted_indexes(entity, field_types).items():
+                plan.changes.append(_create_index(db, entity.name, name, index_columns, unique))
             continue
 
         columns = await db.table_columns(entity.name)
         renamed_sources = {f.renamed_from for f in entity.fields if f.renamed_from}
+        added: set[str] = set()
         for definition in entity.fields:
             storage = field_types[definition.type].storage
             declared = columns.get(definition.name)
@@ -175,11 +183,14 @@ async def diff(
                             definition.name,
                             f"rename {source!r} to {definition.name!r}",
                             True,
-                            [f"ALTER TABLE {q(entity.name)} RENAME COLUMN {q(source)} TO {q(definition.name)}"],
+                            [
+                                f"ALTER TABLE {q(entity.name)} RENAME COLUMN {q(source)} TO {q(definition.name)}"
+                            ],
                             values_at_risk=await _count_values(db, entity.name, source),
                         )
                     )
                     continue
+                added.add(definition.name)
                 ddl = table.alter().add_column(definition.name, column_for(storage, db.dialect)).ddl
                 plan.changes.append(
                     SchemaChange(
@@ -203,10 +214,16 @@ async def diff(
                     entity.name,
                     definition.name,
                     f"{declared} -> {sql_types[storage]}"
-                    + ("" if widening else " (narrowing: values that do not convert stop the apply)"),
+                    + (
+                        ""
+                        if widening
+                        else " (narrowing: values that do not convert stop the apply)"
+                    ),
                     not widening,
                     _change_type_sql(db, entity.name, definition.name, storage),
-                    values_at_risk=None if widening else await _count_values(db, entity.name, definition.name),
+                    values_at_risk=None
+                    if widening
+                    else await _count_values(db, entity.name, definition.name),
                 )
             )
         known = set(entity.field_names) | set(SYSTEM_COLUMNS) | renamed_sources
@@ -219,7 +236,9 @@ async def diff(
                     "no field uses this column any more",
                     True,
                     [
-                        *_drop_indexes_on(db, entity.name, column, await _indexes_on(db, entity.name, column)),
+                        *_drop_indexes_on(
+                            db, entity.name, column, await _indexes_on(db, entity.name, column)
+                        ),
                         f"ALTER TABLE {q(entity.name)} DROP COLUMN {q(column)}",
                     ],
                     values_at_risk=await _count_values(db, entity.name, column),
@@ -227,7 +246,8 @@ async def diff(
             )
         existing = await db.index_names(entity.name)
         for name, (index_columns, unique) in _wanted_indexes(entity, field_types).items():
-            if name not in existing and all(c in columns or c in entity.field_names for c in index_columns):
+            if name not in existing and all(c in columns or c in added for c in index_columns):
+                # a column waiting on a rename gets its index once the rename is applied
                 plan.changes.append(_create_index(db, entity.name, name, index_columns, unique))
     for name in dropped_entities:
         if name in tables:
@@ -245,7 +265,9 @@ async def diff(
     return plan
 
 
-def _create_index(db: Database, table: str, name: str, columns: list[str], unique: bool) -> SchemaChange:
+def _create_index(
+    db: Database, table: str, name: str, columns: list[str], unique: bool
+) -> SchemaChange:
     q = db.quote
     sql = (
         f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {q(name)} "
@@ -279,7 +301,11 @@ async def _indexes_on(db: Database, table: str, column: str) -> list[str]:
                 "AND indexname = {}",
                 [name],
             )
-            if row and f'"{column}"' in row["indexdef"] or (row and f"({column}" in row["indexdef"]):
+            if (
+                (row
+                and f'"{column}"' in row["indexdef"])
+                or (row and f"({column}" in row["indexdef"])
+            ):
                 names.append(name)
     return [name for name in names if not name.startswith("sqlite_autoindex")]
 
@@ -320,8 +346,18 @@ def _change_type_sql(db: Database, table: str, column: str, storage: Storage) ->
 async def apply(db: Database, changes: Iterable[SchemaChange]) -> list[SchemaChange]:
     """Apply ``changes`` in one transaction; return them. Any failure applies none."""
     applied = list(changes)
-    order = ["rename column", "create table", "add column", "change type", "drop column", "drop table", "create index"]
-    applied.sort(key=lambda change: order.index(change.kind) if change.kind in order else len(order))
+    order = [
+        "rename column",
+        "create table",
+        "add column",
+        "change type",
+        "drop column",
+        "drop table",
+        "create index",
+    ]
+    applied.sort(
+        key=lambda change: order.index(change.kind) if change.kind in order else len(order)
+    )
     async with db.transaction():
         for change in applied:
             if change.kind == "change type" and db.dialect == "sqlite":

@@ -25,7 +25,26 @@ CITIES = ["上海", "北京", "杭州", "广州", "深圳", "成都", "南京", 
 CHANNELS = ["tmall", "jd", "douyin", "wechat", "offline"]
 STATUSES = ["unpaid", "paid", "shipped", "completed", "refunded"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "霞"]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "霞",
+]
 TEAS = [
     ("西湖龙井", "green"),
     ("碧螺春", "green"),
@@ -50,7 +69,13 @@ PRODUCT = EntityDef(
     label={"en": "Product", "zh-CN": "商品"},
     title_field="name",
     fields=[
-        FieldDef(name="sku", type="text", required=True, unique=True, label={"en": "SKU", "zh-CN": "货号"}),
+        FieldDef(
+            name="sku",
+            type="text",
+            required=True,
+            unique=True,
+            label={"en": "SKU", "zh-CN": "货号"},
+        ),
         FieldDef(name="name", type="text", required=True, label={"en": "Name", "zh-CN": "名称"}),
         FieldDef(
             name="category",
@@ -58,8 +83,15 @@ PRODUCT = EntityDef(
             options={"choices": ["green", "oolong", "dark", "black", "white", "scented"]},
             label={"en": "Category", "zh-CN": "品类"},
         ),
-        FieldDef(name="price", type="decimal", options={"precision": 12, "scale": 2}, label={"en": "Price", "zh-CN": "价格"}),
-        FieldDef(name="active", type="boolean", default=True, label={"en": "On sale", "zh-CN": "在售"}),
+        FieldDef(
+            name="price",
+            type="decimal",
+            options={"precision": 12, "scale": 2},
+            label={"en": "Price", "zh-CN": "价格"},
+        ),
+        FieldDef(
+            name="active", type="boolean", default=True, label={"en": "On sale", "zh-CN": "在售"}
+        ),
     ],
 )
 
@@ -69,12 +101,31 @@ CUSTOMER = EntityDef(
     title_field="name",
     fields=[
         FieldDef(name="name", type="text", required=True, label={"en": "Name", "zh-CN": "姓名"}),
-        FieldDef(name="phone", type="text", options={"max_length": 20}, unique=True, label={"en": "Phone", "zh-CN": "手机号"}),
+        FieldDef(
+            name="phone",
+            type="text",
+            options={"max_length": 20},
+            unique=True,
+            label={"en": "Phone", "zh-CN": "手机号"},
+        ),
         FieldDef(name="email", type="email", label={"en": "Email", "zh-CN": "邮箱"}),
-        FieldDef(name="city", type="select", options={"choices": CITIES}, indexed=True, label={"en": "City", "zh-CN": "城市"}),
+        FieldDef(
+            name="city",
+            type="select",
+            options={"choices": CITIES},
+            indexed=True,
+            label={"en": "City", "zh-CN": "城市"},
+        ),
         FieldDef(name="birthday", type="date", label={"en": "Birthday", "zh-CN": "生日"}),
-        FieldDef(name="member_since", type="datetime", label={"en": "Member since", "zh-CN": "注册时间"}),
-        FieldDef(name="total_spent", type="decimal", options={"precision": 14, "scale": 2}, label={"en": "Total spent", "zh-CN": "累计消费"}),
+        FieldDef(
+            name="member_since", type="datetime", label={"en": "Member since", "zh-CN": "注册时间"}
+        ),
+        FieldDef(
+            name="total_spent",
+            type="decimal",
+            options={"precision": 14, "scale": 2},
+            label={"en": "Total spent", "zh-CN": "累计消费"},
+        ),
         FieldDef(name="tags", type="json", label={"en": "Tags", "zh-CN": "标签"}),
     ],
 )
@@ -84,14 +135,58 @@ ORDER = EntityDef(
     label={"en": "Order", "zh-CN": "订单"},
     title_field="order_no",
     fields=[
-        FieldDef(name="order_no", type="text", required=True, unique=True, label={"en": "Order number", "zh-CN": "订单号"}),
-        FieldDef(name="customer", type="link", required=True, options={"target": "customer"}, label={"en": "Customer", "zh-CN": "客户"}),
-        FieldDef(name="product", type="link", options={"target": "product"}, label={"en": "Product", "zh-CN": "商品"}),
-        FieldDef(name="quantity", type="integer", options={"min": 1}, default=1, label={"en": "Quantity", "zh-CN": "数量"}),
-        FieldDef(name="amount", type="decimal", options={"precision": 14, "scale": 2}, label={"en": "Amount", "zh-CN": "金额"}),
-        FieldDef(name="status", type="select", options={"choices": STATUSES}, indexed=True, label={"en": "Status", "zh-CN": "状态"}),
-        FieldDef(name="channel", type="select", options={"choices": CHANNELS}, label={"en": "Channel", "zh-CN": "渠道"}),
-        FieldDef(name="ordered_at", type="datetime", indexed=True, label={"en": "Ordered at", "zh-CN": "下单时间"}),
+        FieldDef(
+            name="order_no",
+            type="text",
+            required=True,
+            unique=True,
+            label={"en": "Order number", "zh-CN": "订单号"},
+        ),
+        FieldDef(
+            name="customer",
+            type="link",
+            required=True,
+            options={"target": "customer"},
+            label={"en": "Customer", "zh-CN": "客户"},
+        ),
+        FieldDef(
+            name="product",
+            type="link",
+            options={"target": "product"},
+            label={"en": "Product", "zh-CN": "商品"},
+        ),
+        FieldDef(
+            name="quantity",
+            type="integer",
+            options={"min": 1},
+            default=1,
+            label={"en": "Quantity", "zh-CN": "数量"},
+        ),
+        FieldDef(
+            name="amount",
+            type="decimal",
+            options={"precision": 14, "scale": 2},
+            label={"en": "Amount", "zh-CN": "金额"},
+        ),
+        FieldDef(
+            name="status",
+            type="select",
+            options={"choices": STATUSES},
+            indexed=True,
+            label={"en": "Status", "zh-CN": "状态"},
+        ),
+        FieldDef(
+            name="channel",
+            type="select",
+            options={"choices": CHANNELS},
+            label={"en": "Channel", "zh-CN": "渠道"},
+        ),
+        FieldDef(
+            name="ordered_at",
+            type="datetime",
+            indexed=True,
+            label={"en": "Ordered at", "zh-CN": "下单时间"},
+        ),
     ],
 )
 
@@ -102,7 +197,9 @@ def jimu_entities() -> Sequence[EntityDef]:
     return [PRODUCT, CUSTOMER, ORDER]
 
 
-def demo_data(customers: int = 300, orders: int = 1500, seed: int = 20241111) -> dict[str, list[dict[str, Any]]]:
+def demo_data(
+    customers: int = 300, orders: int = 1500, seed: int = 20241111
+) -> dict[str, list[dict[str, Any]]]:
     """Generate the demo records; the same ``seed`` gives the same data."""
     rng = random.Random(seed)
     china = dt.timezone(dt.timedelta(hours=8))
@@ -112,22 +209,38 @@ def demo_data(customers: int = 300, orders: int = 1500, seed: int = 20241111) ->
         price = Decimal(rng.randrange(3800, 128800)) / 100
         prices.append(price)
         products.append(
-            {"sku": f"TEA-{index:04d}", "name": name, "category": category, "price": str(price), "active": rng.random() > 0.1}
+            {
+                "sku": f"TEA-{index:04d}",
+                "name": name,
+                "category": category,
+                "price": str(price),
+                "active": rng.random() > 0.1,
+            }
         )
     people = []
     for index in range(1, customers + 1):
-        name = rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.6 else "")
-        joined = dt.datetime(2022, 1, 1, tzinfo=china) + dt.timedelta(minutes=rng.randrange(0, 2 * 365 * 24 * 60))
+        name = (
+            rng.choice(SURNAMES)
+            + rng.choice(GIVEN)
+            + (rng.choice(GIVEN) if rng.random() < 0.6 else "")
+        )
+        joined = dt.datetime(2022, 1, 1, tzinfo=china) + dt.timedelta(
+            minutes=rng.randrange(0, 2 * 365 * 24 * 60)
+        )
         people.append(
             {
                 "name": name,
                 "phone": f"1{rng.choice('3456789')}{index:09d}",
                 "email": f"user{index}@example.cn" if rng.random() < 0.7 else None,
                 "city": rng.choice(CITIES),
-                "birthday": (dt.date(1970, 1, 1) + dt.timedelta(days=rng.randrange(0, 40 * 365))).isoformat(),
+                "birthday": (
+                    dt.date(1970, 1, 1) + dt.timedelta(days=rng.randrange(0, 40 * 365))
+                ).isoformat(),
                 "member_since": joined.isoformat(),
                 "total_spent": "0.00",
-                "tags": rng.sample(["vip", "wholesale", "new", "gift", "loyal"], k=rng.randrange(0, 3)),
+                "tags": rng.sample(
+                    ["vip", "wholesale", "new", "gift", "loyal"], k=rng.randrange(0, 3)
+                ),
             }
         )
     spent = [Decimal(0)] * customers
@@ -140,7 +253,9 @@ def demo_data(customers: int = 300, orders: int = 1500, seed: int = 20241111) ->
         status = rng.choices(STATUSES, weights=[5, 10, 15, 65, 5])[0]
         if status in {"paid", "shipped", "completed"}:
             spent[customer] += amount
-        ordered = dt.datetime(2024, 1, 1, tzinfo=china) + dt.timedelta(minutes=rng.randrange(0, 330 * 24 * 60))
+        ordered = dt.datetime(2024, 1, 1, tzinfo=china) + dt.timedelta(
+            minutes=rng.randrange(0, 330 * 24 * 60)
+        )
         sales.append(
             {
                 "order_no": f"ORD-2024-{index:06d}",

@@ -28,8 +28,16 @@ VIP_CARD = EntityDef(
     label={"en": "VIP card", "zh-CN": "VIP 卡"},
     title_field="card_no",
     fields=[
-        FieldDef(name="card_no", type="text", required=True, unique=True, label={"en": "Card number", "zh-CN": "卡号"}),
-        FieldDef(name="holder", type="text", required=True, label={"en": "Holder", "zh-CN": "持卡人"}),
+        FieldDef(
+            name="card_no",
+            type="text",
+            required=True,
+            unique=True,
+            label={"en": "Card number", "zh-CN": "卡号"},
+        ),
+        FieldDef(
+            name="holder", type="text", required=True, label={"en": "Holder", "zh-CN": "持卡人"}
+        ),
         FieldDef(
             name="level",
             type="select",
@@ -37,7 +45,13 @@ VIP_CARD = EntityDef(
             default="silver",
             label={"en": "Level", "zh-CN": "等级"},
         ),
-        FieldDef(name="points", type="integer", default=0, options={"min": 0}, label={"en": "Points", "zh-CN": "积分"}),
+        FieldDef(
+            name="points",
+            type="integer",
+            default=0,
+            options={"min": 0},
+            label={"en": "Points", "zh-CN": "积分"},
+        ),
         FieldDef(name="issued_on", type="date", label={"en": "Issued on", "zh-CN": "发卡日期"}),
     ],
 )
@@ -56,12 +70,16 @@ def jimu_before_create(site: Site, entity: EntityDef, values: dict[str, Any]) ->
         return
     card_no = str(values.get("card_no", "")).strip().upper()
     if not _CARD_NO.match(card_no):
-        raise ValidationFailed.field("card_no", f"{values.get('card_no')!r} is not a card number like VIP-000123")
+        raise ValidationFailed.field(
+            "card_no", f"{values.get('card_no')!r} is not a card number like VIP-000123"
+        )
     values["card_no"] = card_no
 
 
 @hookimpl
-def jimu_before_update(site: Site, entity: EntityDef, record: Mapping[str, Any], changes: dict[str, Any]) -> None:
+def jimu_before_update(
+    site: Site, entity: EntityDef, record: Mapping[str, Any], changes: dict[str, Any]
+) -> None:
     """A card's points may not go below zero through an update, and its number never changes."""
     if entity.name != "vip_card":
         return
@@ -76,8 +94,26 @@ def jimu_fixtures(site: Site, kind: str) -> Mapping[str, Sequence[Mapping[str, A
         return None
     return {
         "vip_card": [
-            {"card_no": "VIP-000001", "holder": "王芳", "level": "gold", "points": 1200, "issued_on": "2024-03-08"},
-            {"card_no": "vip-000002", "holder": "李娜", "level": "silver", "points": 300, "issued_on": "2024-06-18"},
-            {"card_no": "VIP-000003", "holder": "Chen Wei", "level": "diamond", "points": 8800, "issued_on": "2023-11-11"},
+            {
+                "card_no": "VIP-000001",
+                "holder": "王芳",
+                "level": "gold",
+                "points": 1200,
+                "issued_on": "2024-03-08",
+            },
+            {
+                "card_no": "vip-000002",
+                "holder": "李娜",
+                "level": "silver",
+                "points": 300,
+                "issued_on": "2024-06-18",
+            },
+            {
+                "card_no": "VIP-000003",
+                "holder": "Chen Wei",
+                "level": "diamond",
+                "points": 8800,
+                "issued_on": "2023-11-11",
+            },
         ]
     }

@@ -1,0 +1,206 @@
+"""Schema changes: additive ones apply on their own, destructive ones wait for `jimu migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from click.testing import CliRunner
+
+from jimu.site import Site
+from jimu_cli.main import cli
+from jimu_sdk.testing import site_client
+
+ENTITY = {
+    "name": "lead",
+    "fields": [
+        {"name": "name", "type": "text", "required": True},
+        {"name": "score", "type": "text"},
+        {"name": "note", "type": "long_text"},
+        {"name": "source", "type": "text", "indexed": True},
+    ],
+}
+
+
+def columns(site: Site, table: str) -> dict[str, str]:
+    async def read() -> dict[str, str]:
+        async with Site.load(site.folder) as fresh:
+            return await fresh.db.table_columns(table)
+
+    return asyncio.run(read())
+
+
+def migrate(site: Site, *args: str) -> Any:
+    result = CliRunner().invoke(cli, ["migrate", "--site", str(site.folder), *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_destructive_changes_wait_for_migrate(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        assert client.post("/api/v1/meta/entities", json=ENTITY).status_code == 201
+        for i in range(3):
+            body = {"name": f"lead {i}", "score": str(10 * i), "note": f"note {i}", "source": "web"}
+            assert client.post("/api/v1/records/lead", json=body).status_code == 201
+        # remove `note`, narrow `score` text -> integer, rename `source` -> `channel`
+        fields = [
+            {"name": "name", "type": "text", "required": True},
+            {"name": "score", "type": "integer"},
+            {"name": "channel", "type": "text", "indexed": True, "renamed_from": "source"},
+        ]
+        response = client.patch("/api/v1/meta/entities/lead", json={"fields": fields})
+        assert response.status_code == 200, response.text
+        view = response.json()
+        assert sorted(view["pending_fields"]) == ["channel", "score"]
+        kinds = sorted((c["kind"], c["field"]) for c in view["pending_changes"])
+        assert kinds == [
+            ("change type", "score"),
+            ("drop column", "note"),
+            ("rename column", "channel"),
+        ]
+        # the record API leaves pending fields out rather than serving them wrongly
+        record = client.get("/api/v1/records/lead/1").json()
+        assert set(record) == {"id", "created_at", "updated_at", "name"}
+        bad = client.post("/api/v1/records/lead", json={"name": "x", "score": 5})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "score"
+
+    # the data is still there: nothing was dropped silently
+    live = columns(site, "lead")
+    assert {"note", "score", "source"} <= set(live)
+
+    plan = migrate(site, "--plan")
+    assert "Pending changes (3):" in plan.output
+    assert (
+        "drop column    lead.note: no field uses this column any more — 3 stored value(s) affected"
+        in plan.output
+    )
+    assert "rename column  lead.channel: rename 'source' to 'channel'" in plan.output
+    assert "change type    lead.score" in plan.output
+    assert "Nothing was changed. Apply with: jimu migrate --apply" in plan.output
+    assert columns(site, "lead") == live  # --plan applied nothing
+
+    as_json = json.loads(migrate(site, "--plan", "--json").output)
+    assert as_json["mode"] == "plan"
+    assert all(change["destructive"] for change in as_json["changes"])
+
+    applied = migrate(site, "--apply")
+    assert "Applied changes (3):" in applied.output
+    after = columns(site, "lead")
+    assert "note" not in after and "source" not in after and "channel" in after
+
+    assert "Nothing to migrate" in migrate(site, "--plan").output
+
+    with site_client(Site.load(site.folder)) as client:
+        record = client.get("/api/v1/records/lead/3").json()
+        assert record["score"] == 20 and record["channel"] == "web"
+        entity = client.get("/api/v1/meta/entities/lead").json()
+        assert entity["pending_fields"] == [] and entity["pending_changes"] == []
+        assert [f.get("renamed_from") for f in entity["fields"]] == [None, None, None]
+        created = client.post(
+            "/api/v1/records/lead", json={"name": "new", "score": 7, "channel": "shop"}
+        )
+        assert created.status_code == 201, created.text
+
+
+def test_narrowing_that_cannot_convert_applies_nothing(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post(
+            "/api/v1/meta/entities",
+            json={"name": "item", "fields": [{"name": "code", "type": "text"}]},
+        )
+        client.post("/api/v1/records/item", json={"code": "ABC"})
+        client.patch(
+            "/api/v1/meta/entities/item", json={"fields": [{"name": "code", "type": "integer"}]}
+        )
+    result = CliRunner().invoke(cli, ["migrate", "--site", str(site.folder), "--apply"])
+    if site.db.dialect == "postgres":
+        # PostgreSQL refuses the cast: the apply stops with a readable error, nothing changed
+        assert result.exit_code != 0
+        assert columns(site, "item")["code"] == "TEXT"
+    else:
+        # SQLite keeps the text when it cannot convert it (type affinity): no value is lost
+        assert result.exit_code == 0, result.output
+        with site_client(Site.load(site.folder)) as client:
+            assert client.get("/api/v1/records/item/1").status_code == 200
+
+
+def test_deleted_entity_table_waits_for_migrate(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post(
+            "/api/v1/meta/entities",
+            json={"name": "temp", "fields": [{"name": "a", "type": "text"}]},
+        )
+        client.post("/api/v1/records/temp", json={"a": "keep me"})
+        response = client.delete("/api/v1/meta/entities/temp")
+        assert response.status_code == 200
+        assert response.json()["pending_changes"][0]["kind"] == "drop table"
+        assert client.get("/api/v1/records/temp").status_code == 404
+    assert "a" in columns(site, "temp")
+    assert (
+        "drop table     temp: the entity was deleted — 1 stored value(s) affected"
+        in migrate(site).output
+    )
+    migrate(site, "--apply")
+    assert columns(site, "temp") == {}
+
+
+def test_additive_changes_apply_on_their_own(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post(
+            "/api/v1/meta/entities",
+            json={"name": "thing", "fields": [{"name": "a", "type": "integer"}]},
+        )
+        response = client.patch(
+            "/api/v1/meta/entities/thing",
+            json={
+                "fields": [
+                    {"name": "a", "type": "decimal"},
+                    {"name": "b", "type": "date", "indexed": True},
+                ],
+                "label": {"en": "Thing", "zh-CN": "东西"},
+            },
+        )
+        assert response.status_code == 200
+        assert response.json()["pending_changes"] == []  # widening integer -> decimal is safe
+        assert (
+            client.post("/api/v1/records/thing", json={"a": "1.25", "b": "2024-01-01"}).status_code
+            == 201
+        )
+    assert "Nothing to migrate" in migrate(site).output
+
+
+def test_entity_history_records_every_version(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post("/api/v1/meta/entities", json={"name": "thing", "fields": []})
+        client.post("/api/v1/meta/entities/thing/fields", json={"name": "a", "type": "text"})
+        client.patch("/api/v1/meta/entities/thing", json={"label": "Thing"})
+
+    async def history() -> list[dict[str, Any]]:
+        async with Site.load(site.folder) as fresh:
+            return await fresh.meta.history("thing")
+
+    versions = asyncio.run(history())
+    assert [v["version"] for v in versions] == [1, 2, 3]
+    assert [v["summary"] for v in versions] == ["created", "added field a", "updated: label"]
+
+
+def test_indexed_field_added_to_live_entity_gets_its_index(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post("/api/v1/meta/entities", json={"name": "thing", "fields": []})
+        client.post(
+            "/api/v1/meta/entities/thing/fields",
+            json={"name": "code", "type": "text", "unique": True},
+        )
+        assert client.post("/api/v1/records/thing", json={"code": "A"}).status_code == 201
+        clash = client.post("/api/v1/records/thing", json={"code": "A"})
+        assert clash.status_code == 409 and clash.json()["errors"] == [
+            {"field": "code", "reason": "must be unique"}
+        ]
