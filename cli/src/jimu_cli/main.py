@@ -320,27 +320,39 @@ def demo(folder: Path, host: str, port: int, no_serve: bool) -> None:
     _serve(folder, host, port)
 
 
-def _plugin_commands() -> None:
-    """Add ``jimu_cli_commands`` of the plugins enabled on the current site."""
-    site_path = Path(os.environ.get("JIMU_SITE", "."))
-    if not (site_path / CONFIG_FILE).is_file():
-        return
-    try:
-        manager = Site.load(site_path).plugins
-    except JimuError:
-        return  # the site's own commands report the problem
-    for command in manager.collect("jimu_cli_commands"):
+def plugin_commands(loaded: Site) -> list[click.Command]:
+    """The ``jimu_cli_commands`` of the plugins enabled on ``loaded``, checked for clashes."""
+    commands: list[click.Command] = []
+    for command in loaded.plugins.collect("jimu_cli_commands"):
+        if not isinstance(command, click.Command):
+            raise click.ClickException(
+                f"jimu_cli_commands returned {command!r}, not a click command"
+            )
         if command.name in cli.commands:
             raise click.ClickException(
                 f"a plugin's command {command.name!r} clashes with a kernel command"
             )
+        commands.append(command)
+    return commands
+
+
+def _add_plugin_commands() -> None:
+    """Add the plugin commands of the site in ``$JIMU_SITE`` (or the current folder)."""
+    site_path = Path(os.environ.get("JIMU_SITE", "."))
+    if not (site_path / CONFIG_FILE).is_file():
+        return
+    try:
+        loaded = Site.load(site_path)
+    except JimuError:
+        return  # the site's own commands report the problem
+    for command in plugin_commands(loaded):
         cli.add_command(command)
 
 
 def main() -> None:
     """Entry point of the ``jimu`` console script."""
     try:
-        _plugin_commands()
+        _add_plugin_commands()
     except click.ClickException as exc:
         exc.show()
         sys.exit(1)

@@ -208,7 +208,8 @@ class Site:
             record = installed.get(plugin.name)
             if record is None or not record[1]:
                 await self._sync_tables_for_install()
-                await self.load_fixtures("seed", only=plugin.name)
+                if record is None:  # seed data once; re-enabling finds the kept data
+                    await self.load_fixtures("seed", only=plugin.name)
                 await self.plugins.call_plugin(plugin.name, "jimu_install", site=self)
                 await self.meta.record_plugin(plugin.name, plugin.info.version, True)
             elif record[0] != plugin.info.version:

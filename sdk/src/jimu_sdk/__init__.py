@@ -20,6 +20,7 @@ from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
 from jimu.site import Site
+from jimu.store.records import ListQuery, Page, SortKey
 
 __all__ = [
     "Conflict",
@@ -30,9 +31,12 @@ __all__ = [
     "FieldType",
     "IndexDef",
     "JimuError",
+    "ListQuery",
     "NotFound",
+    "Page",
     "PluginInfo",
     "Site",
+    "SortKey",
     "Storage",
     "Translatable",
     "ValidationFailed",

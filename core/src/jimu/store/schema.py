@@ -11,11 +11,16 @@ dropped silently.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from jimu.errors import JimuError
 from jimu.fields import WIDENINGS, FieldTypeRegistry, Storage
 from jimu.meta import EntityDef
 from jimu.store.database import Database
@@ -36,6 +41,8 @@ class SchemaChange:
     statements: list[str]
     #: How many stored values the change puts at risk (destructive changes only).
     values_at_risk: int | None = None
+    #: For a type change: the storage kind the column changes to.
+    target: Storage | None = None
 
     def describe(self) -> str:
         """One line a person can review."""
@@ -221,6 +228,7 @@ async def diff(
                     ),
                     not widening,
                     _change_type_sql(db, entity.name, definition.name, storage),
+                    target=storage,
                     values_at_risk=None
                     if widening
                     else await _count_values(db, entity.name, definition.name),
@@ -236,9 +244,7 @@ async def diff(
                     "no field uses this column any more",
                     True,
                     [
-                        *_drop_indexes_on(
-                            db, entity.name, column, await _indexes_on(db, entity.name, column)
-                        ),
+                        *_drop_indexes_on(db, await _indexes_on(db, entity.name, column)),
                         f"ALTER TABLE {q(entity.name)} DROP COLUMN {q(column)}",
                     ],
                     values_at_risk=await _count_values(db, entity.name, column),
@@ -289,28 +295,29 @@ async def _count_rows(db: Database, table: str) -> int:
 
 
 async def _indexes_on(db: Database, table: str, column: str) -> list[str]:
+    """Names of the (non-primary-key) indexes of ``table`` that cover ``column``."""
+    if db.dialect == "postgres":
+        rows = await db.fetch(
+            "SELECT DISTINCT i.relname AS name FROM pg_index x "
+            "JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(x.indkey) "
+            "WHERE t.relname = {} AND a.attname = {} AND NOT x.indisprimary "
+            "AND t.relnamespace = to_regnamespace(current_schema())",
+            [table, column],
+        )
+        return sorted(row["name"] for row in rows)
     names = []
     for name in await db.index_names(table):
-        if db.dialect == "sqlite":
-            rows = await db.fetch(f"PRAGMA index_info({db.quote(name)})")
-            if any(row["name"] == column for row in rows):
-                names.append(name)
-        else:
-            row = await db.fetch_one(
-                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND indexname = {}",
-                [name],
-            )
-            if (
-                (row
-                and f'"{column}"' in row["indexdef"])
-                or (row and f"({column}" in row["indexdef"])
-            ):
-                names.append(name)
-    return [name for name in names if not name.startswith("sqlite_autoindex")]
+        if name.startswith("sqlite_autoindex"):
+            continue
+        rows = await db.fetch(f"PRAGMA index_info({db.quote(name)})")
+        if any(row["name"] == column for row in rows):
+            names.append(name)
+    return sorted(names)
 
 
-def _drop_indexes_on(db: Database, table: str, column: str, names: list[str]) -> list[str]:
+def _drop_indexes_on(db: Database, names: list[str]) -> list[str]:
     return [f"DROP INDEX IF EXISTS {db.quote(name)}" for name in names]
 
 
@@ -318,29 +325,96 @@ def _change_type_sql(db: Database, table: str, column: str, storage: Storage) ->
     q = db.quote
     new_type = _SQL_TYPES[db.dialect][storage]
     if db.dialect == "postgres":
-        return [
-            f"ALTER TABLE {q(table)} ALTER COLUMN {q(column)} TYPE {new_type} "
-            f"USING {q(column)}::text::{new_type}"
-            if storage not in {"text"}
-            else f"ALTER TABLE {q(table)} ALTER COLUMN {q(column)} TYPE TEXT USING {q(column)}::text"
-        ]
+        using = f"{q(column)}::text" + ("" if storage == "text" else f"::{new_type}")
+        return [f"ALTER TABLE {q(table)} ALTER COLUMN {q(column)} TYPE {new_type} USING {using}"]
+    # SQLite cannot change a column's type, and CAST turns what it cannot read into 0;
+    # so the values move into a new column one by one (see _convert_sqlite_values).
     temporary = f"{column}__jimu_new"
-    cast = {
-        "text": "TEXT",
-        "integer": "INTEGER",
-        "link": "INTEGER",
-        "decimal": "NUMERIC",
-        "boolean": "INTEGER",
-        "date": "TEXT",
-        "datetime": "TEXT",
-        "json": "TEXT",
-    }[storage]
     return [
         f"ALTER TABLE {q(table)} ADD COLUMN {q(temporary)} {new_type}",
-        f"UPDATE {q(table)} SET {q(temporary)} = CAST({q(column)} AS {cast})",
+        f"-- convert every value of {column} into {temporary}, stopping at the first that does not fit",
         f"ALTER TABLE {q(table)} DROP COLUMN {q(column)}",
         f"ALTER TABLE {q(table)} RENAME COLUMN {q(temporary)} TO {q(column)}",
     ]
+
+
+class SchemaChangeFailed(JimuError):
+    """A schema change cannot be applied as it stands (HTTP 409, CLI error)."""
+
+    status = 409
+    title = "Schema change failed"
+    type_suffix = "schema-change-failed"
+
+
+def _convert(value: object, storage: Storage) -> object:
+    """A stored SQLite value converted for ``storage``; ValueError when it does not fit."""
+    if storage == "text":
+        return (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, dict | list)
+            else str(value)
+        )
+    text = str(value).strip()
+    if storage in {"integer", "link"}:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("has a fraction")
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError("is not a whole number")
+        return int(text)
+    if storage == "decimal":
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise ValueError("is not a number") from None
+        if not number.is_finite():
+            raise ValueError("is not a finite number")
+        return str(number)
+    if storage == "boolean":
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes"}:
+            return 1
+        if lowered in {"0", "false", "no"}:
+            return 0
+        raise ValueError("is not yes/no")
+    if storage == "date":
+        return dt.date.fromisoformat(text[:10] if "T" in text or " " in text else text).isoformat()
+    if storage == "datetime":
+        moment = dt.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    if storage == "json":
+        try:
+            json.loads(text)
+        except ValueError:
+            return json.dumps(value, ensure_ascii=False)
+        return text
+    raise ValueError(f"cannot convert to {storage}")
+
+
+async def _convert_sqlite_values(db: Database, change: SchemaChange, storage: Storage) -> None:
+    table, column = change.entity, change.field or ""
+    q = db.quote
+    temporary = f"{column}__jimu_new"
+    rows = await db.fetch(
+        f"SELECT id, {q(column)} AS value FROM {q(table)} WHERE {q(column)} IS NOT NULL"
+    )
+    converted = []
+    for row in rows:
+        try:
+            converted.append((_convert(row["value"], storage), row["id"]))
+        except ValueError as exc:
+            raise SchemaChangeFailed(
+                f"cannot change {table}.{column} to {storage}: record {row['id']} holds "
+                f"{row['value']!r}, which {exc}; correct or clear such values, then apply again"
+            ) from exc
+    await db.execute_many(f"UPDATE {q(table)} SET {q(temporary)} = {{}} WHERE id = {{}}", converted)
 
 
 async def apply(db: Database, changes: Iterable[SchemaChange]) -> list[SchemaChange]:
@@ -360,12 +434,21 @@ async def apply(db: Database, changes: Iterable[SchemaChange]) -> list[SchemaCha
     )
     async with db.transaction():
         for change in applied:
-            if change.kind == "change type" and db.dialect == "sqlite":
-                # Indexes on the column block DROP COLUMN; drop them, the plan re-creates them.
+            if change.kind == "change type":
+                # Indexes on the column block DROP COLUMN and pin its type; the next sync re-creates them.
                 for name in await _indexes_on(db, change.entity, change.field or ""):
                     await db.execute(f"DROP INDEX IF EXISTS {db.quote(name)}")
             for statement in change.statements:
-                await db.execute(statement.replace("{", "{{").replace("}", "}}"))
+                if statement.startswith("-- convert"):
+                    assert change.target is not None
+                    await _convert_sqlite_values(db, change, change.target)
+                    continue
+                try:
+                    await db.execute(statement.replace("{", "{{").replace("}", "}}"))
+                except Exception as exc:
+                    if type(exc).__module__.startswith(("asyncpg", "sqlite3")):
+                        raise SchemaChangeFailed(f"cannot {change.describe()}: {exc}") from exc
+                    raise
     return applied
 
 

@@ -1,0 +1,240 @@
+"""A points ledger plugin: the worked example behind docs/reference/hooks.md.
+
+Every hook the kernel calls today has an implementation here, and
+``tests/test_docs.py`` loads this file as a plugin and checks each one does
+what the reference says. It imports only ``jimu_sdk`` (and Litestar and
+click for its route and command), as a third-party plugin would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import click
+from litestar import Request, get
+
+from jimu_sdk import (
+    EntityDef,
+    FieldDef,
+    FieldType,
+    ListQuery,
+    PluginInfo,
+    Site,
+    SortKey,
+    Storage,
+    Translatable,
+    ValidationFailed,
+    hookimpl,
+)
+
+PLUGIN = PluginInfo(
+    name="points_ledger",
+    version="1.0.0",
+    label={"en": "Points ledger", "zh-CN": "积分流水"},
+    kernel=">=0.1,<0.2",
+)
+
+#: What the lifecycle hooks saw, so the documentation's tests can check them.
+LIFECYCLE: list[str] = []
+
+_SKU = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
+
+
+# -- jimu_field_types ------------------------------------------------------------
+
+
+class SkuType(FieldType):
+    """A product code: upper-case letters, digits and dashes, 3 to 32 long."""
+
+    name = "sku"
+    storage: Storage = "text"
+    widget = "input"
+    label: ClassVar[Translatable] = {"en": "SKU", "zh-CN": "货号"}
+
+    def validate(self, field: FieldDef, value: Any) -> str | None:
+        return None if _SKU.match(value) else f"{value!r} is not a SKU like TEA-0001"
+
+
+@hookimpl
+def jimu_field_types() -> Sequence[FieldType]:
+    """Register the ``sku`` field type."""
+    return [SkuType()]
+
+
+# -- jimu_entities ---------------------------------------------------------------
+
+
+@hookimpl
+def jimu_entities() -> Sequence[EntityDef]:
+    """A points account per member, and an append-only ledger of entries."""
+    return [
+        EntityDef(
+            name="points_account",
+            label={"en": "Points account", "zh-CN": "积分账户"},
+            title_field="member",
+            fields=[
+                FieldDef(name="member", type="text", required=True, unique=True),
+                FieldDef(name="balance", type="integer", default=0),
+            ],
+        ),
+        EntityDef(
+            name="points_entry",
+            label={"en": "Points entry", "zh-CN": "积分流水"},
+            fields=[
+                FieldDef(
+                    name="account", type="link", required=True, options={"target": "points_account"}
+                ),
+                FieldDef(name="delta", type="integer", required=True),
+                FieldDef(name="sku", type="sku"),
+                FieldDef(name="reason", type="text"),
+            ],
+        ),
+    ]
+
+
+# -- jimu_fixtures ---------------------------------------------------------------
+
+
+@hookimpl
+def jimu_fixtures(site: Site, kind: str) -> Mapping[str, Sequence[Mapping[str, Any]]] | None:
+    """Seed: the store's own account. Demo: two members with some history."""
+    if kind == "seed":
+        return {"points_account": [{"member": "store"}]}
+    if kind == "demo":
+        return {
+            "points_account": [{"member": "王芳"}, {"member": "李娜"}],
+            "points_entry": [
+                {"account": 2, "delta": 100, "reason": "signup"},
+                {"account": 3, "delta": 50, "sku": "TEA-0001", "reason": "purchase"},
+            ],
+        }
+    return None
+
+
+# -- record hooks ----------------------------------------------------------------
+
+
+@hookimpl
+def jimu_before_create(site: Site, entity: EntityDef, values: dict[str, Any]) -> None:
+    """Refuse empty entries and fill in a default reason."""
+    if entity.name != "points_entry":
+        return
+    if values["delta"] == 0:
+        raise ValidationFailed.field("delta", "an entry must add or remove points")
+    values.setdefault("reason", "manual")
+    if values["reason"] is None:
+        values["reason"] = "manual"
+
+
+@hookimpl
+async def jimu_after_create(site: Site, entity: EntityDef, record: Mapping[str, Any]) -> None:
+    """Keep the account balance in step, in the same transaction as the entry."""
+    if entity.name != "points_entry":
+        return
+    account = await site.records.get("points_account", record["account"])
+    balance = account["balance"] + record["delta"]
+    if balance < 0:
+        raise ValidationFailed.field("delta", f"the account has only {account['balance']} points")
+    await site.records.update("points_account", account["id"], {"balance": balance})
+
+
+@hookimpl
+def jimu_before_update(
+    site: Site, entity: EntityDef, record: Mapping[str, Any], changes: dict[str, Any]
+) -> None:
+    """Ledger entries are append-only: correct them with a new entry."""
+    if entity.name == "points_entry":
+        raise ValidationFailed.field(
+            "id", "ledger entries cannot be changed; add a correcting entry"
+        )
+
+
+@hookimpl
+def jimu_after_update(
+    site: Site, entity: EntityDef, before: Mapping[str, Any], record: Mapping[str, Any]
+) -> None:
+    """Note balance changes (a real plugin might notify the member)."""
+    if entity.name == "points_account" and before["balance"] != record["balance"]:
+        LIFECYCLE.append(f"balance {record['member']}: {before['balance']} -> {record['balance']}")
+
+
+@hookimpl
+def jimu_before_delete(site: Site, entity: EntityDef, record: Mapping[str, Any]) -> None:
+    """Entries are never deleted; accounts only when empty."""
+    if entity.name == "points_entry":
+        raise ValidationFailed.field("id", "ledger entries cannot be deleted")
+    if entity.name == "points_account" and record["balance"]:
+        raise ValidationFailed.field("balance", "only an empty account can be closed")
+
+
+@hookimpl
+def jimu_after_delete(site: Site, entity: EntityDef, record: Mapping[str, Any]) -> None:
+    """Note closed accounts."""
+    if entity.name == "points_account":
+        LIFECYCLE.append(f"closed {record['member']}")
+
+
+# -- HTTP and CLI ----------------------------------------------------------------
+
+
+@get("/api/v1/plugins/points_ledger/leaderboard")
+async def leaderboard(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The five members with the most points."""
+    site: Site = request.app.state.site
+    page = await site.records.query(
+        "points_account",
+        ListQuery(
+            sort=[SortKey("balance", descending=True)],
+            fields=["member", "balance"],
+            limit=5,
+            count="none",
+        ),
+    )
+    return {"leaders": [{"member": r["member"], "balance": r["balance"]} for r in page.data]}
+
+
+@hookimpl
+def jimu_routes(site: Site) -> Sequence[Any]:
+    """Mount the leaderboard under the plugin's own path."""
+    return [leaderboard]
+
+
+@click.command("points-rules")
+def points_rules() -> None:
+    """Print how points work on this site."""
+    click.echo("1 point per yuan spent; entries are append-only.")
+
+
+@hookimpl
+def jimu_cli_commands() -> Sequence[Any]:
+    """Add ``jimu points-rules``."""
+    return [points_rules]
+
+
+# -- lifecycle -------------------------------------------------------------------
+
+
+@hookimpl
+def jimu_install(site: Site) -> None:
+    """First enable on a site: tables and seed data exist already."""
+    LIFECYCLE.append(f"install on {site.config.name}")
+
+
+@hookimpl
+def jimu_upgrade(site: Site, from_version: str) -> None:
+    """A newer version of the plugin starts on a site that had ``from_version``."""
+    LIFECYCLE.append(f"upgrade from {from_version} to {PLUGIN.version}")
+
+
+@hookimpl
+def jimu_uninstall(site: Site) -> None:
+    """Disabled on a site: the kernel keeps the tables and data."""
+    LIFECYCLE.append(f"uninstall from {site.config.name}")
+
+
+@hookimpl
+async def jimu_startup(site: Site) -> None:
+    """The site's app or worker started and its database is open."""
+    LIFECYCLE.append(f"startup of {site.config.name}")
