@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -107,25 +108,56 @@ class FieldType:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return value
 
+    def reader(self, field: FieldDef, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """A function turning a stored, non-null value into the API's value.
+
+        ``None`` when stored values are already what the API returns. Built
+        once per field and run for every value read, so it should be cheap;
+        a type that overrides :meth:`from_db` gets a reader calling it.
+        """
+        if type(self).from_db is not FieldType.from_db:
+            return functools.partial(self.from_db, field, dialect=dialect)
+        return _READERS[dialect].get(self.storage)
+
     def from_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
         """Convert a value read from the database into the Python value of the API."""
         if value is None:
             return None
-        if self.storage == "json" and isinstance(value, str | bytes):
-            return json.loads(value)
-        if self.storage == "decimal" and not isinstance(value, Decimal):
-            return Decimal(str(value))
-        if self.storage == "boolean" and not isinstance(value, bool):
-            return bool(int(value))
-        if self.storage == "datetime" and isinstance(value, str):
-            return dt.datetime.fromisoformat(value)
-        if self.storage == "date" and isinstance(value, str):
-            return dt.date.fromisoformat(value)
-        return value
+        read = self.reader(field, dialect)
+        return read(value) if read is not None else value
 
     def __repr__(self) -> str:
         return f"<FieldType {self.name} ({self.storage})>"
 
+
+def _sqlite_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _sqlite_decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _sqlite_datetime(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def _sqlite_date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
+#: How stored values become API values, per dialect and storage kind (absent: as stored).
+_READERS: dict[Dialect, dict[Storage, Callable[[Any], Any]]] = {
+    "sqlite": {
+        "json": _sqlite_json,
+        "decimal": _sqlite_decimal,
+        "boolean": bool,
+        "datetime": _sqlite_datetime,
+        "date": _sqlite_date,
+    },
+    # asyncpg returns typed values; jsonb arrives as text
+    "postgres": {"json": _sqlite_json},
+}
 
 _PYTHON_TYPES: dict[Storage, Any] = {
     "text": str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
@@ -144,12 +144,13 @@ class DecimalType(FieldType):
             return f"must be at most {field.options['max']}"
         return None
 
-    def from_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
-        result = super().from_db(field, value, dialect)
-        if result is None:
-            return None
+    def reader(self, field: FieldDef, dialect: Dialect) -> Callable[[Any], Any] | None:
         # SQLite keeps NUMERIC as a float when it is not whole: restore the exact scale.
-        return Decimal(result).quantize(Decimal(1).scaleb(-self.digits(field)[1]))
+        exponent = Decimal(1).scaleb(-self.digits(field)[1])
+        to_decimal = super().reader(field, dialect)
+        if to_decimal is None:
+            return lambda value: value.quantize(exponent)
+        return lambda value: to_decimal(value).quantize(exponent)
 
 
 class BooleanType(FieldType):

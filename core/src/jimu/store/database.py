@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sqlite3
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import aiosqlite
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, dict_factory
+from piccolo.engine.sqlite import SQLiteEngine
 
 from jimu.errors import SiteError
 from jimu.fields import Dialect
@@ -69,19 +70,14 @@ class _JoinedTransaction:
         self.connection = connection
 
 
-class _PooledSQLiteEngine(SQLiteEngine):
-    """piccolo's SQLite engine, but queries outside a transaction use our pool."""
-
-    jimu_database: Database
-
-    async def _run_in_new_connection(
-        self,
-        query: str,
-        args: list[Any] | None = None,
-        query_type: str = "generic",
-        table: Any = None,
-    ) -> Any:
-        return await self.jimu_database.fetch_rendered(query, args or [])
+def _rows_as_dicts(rows: Sequence[sqlite3.Row]) -> list[Row]:
+    """sqlite3.Row tuples into dicts, built in the event loop's thread (cheap, C-level zip)."""
+    if not rows:
+        return []
+    if isinstance(rows[0], dict):  # a piccolo query inside our transaction set its dict factory
+        return list(rows)  # type: ignore[arg-type]
+    keys = rows[0].keys()
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 class Database:
@@ -108,9 +104,9 @@ class Database:
                 path = base_dir / path
             self.path: Path | None = path
             self.dialect: Dialect = "sqlite"
-            engine = _PooledSQLiteEngine(path=str(path), timeout=30)
-            engine.jimu_database = self
-            self.engine = engine
+            # piccolo's own queries outside a kernel transaction use piccolo's connections,
+            # with its type converters; the kernel's pool reads raw values (see open()).
+            self.engine = SQLiteEngine(path=str(path), timeout=30)
         elif parts.scheme in {"postgresql", "postgres"}:
             self.path = None
             self.dialect = "postgres"
@@ -134,10 +130,12 @@ class Database:
             self._sqlite_pool = asyncio.Queue()
             self._sqlite_all = []
             for _ in range(self.pool_size):
+                # No detect_types: the field types convert values once, in EntityRuntime;
+                # piccolo's per-value converters cost more than the rest of a read.
                 connection = await aiosqlite.connect(
-                    **self.engine.connection_kwargs  # type: ignore[attr-defined]
+                    str(self.path), isolation_level=None, timeout=30
                 )
-                connection.row_factory = dict_factory  # type: ignore[assignment]
+                connection.row_factory = sqlite3.Row
                 await connection.execute("PRAGMA foreign_keys = ON")
                 await connection.execute("PRAGMA journal_mode = WAL")
                 await connection.execute("PRAGMA synchronous = NORMAL")
@@ -190,10 +188,16 @@ class Database:
         if self.dialect == "sqlite":
             if current is not None:
                 rows: Any = await current.execute_fetchall(sql, params)
-                return list(rows)
-            async with self._sqlite_connection() as connection:
+                return _rows_as_dicts(rows)
+            pool = self._sqlite_pool
+            if pool is None:
+                raise RuntimeError("the database is not open; call `await database.open()` first")
+            connection = pool.get_nowait() if not pool.empty() else await pool.get()
+            try:
                 rows = await connection.execute_fetchall(sql, params)
-                return list(rows)
+            finally:
+                pool.put_nowait(connection)
+            return _rows_as_dicts(rows)
         if current is not None:
             records = await current.fetch(sql, *params)
         else:

@@ -125,6 +125,7 @@ class EntityRuntime:
         self.create_decoder = msgspec.json.Decoder(self.create_struct)
         self.patch_decoder = msgspec.json.Decoder(self.patch_struct)
         self._readers = self._build_readers()
+        self._select_cache: dict[tuple[tuple[str, ...], str], str] = {}
         self.links = {
             n: f.options["target"] for n, f in self.fields.items() if self.storage[n] == "link"
         }
@@ -155,22 +156,33 @@ class EntityRuntime:
 
     def _build_readers(self) -> list[tuple[str, Callable[[Any], Any]]]:
         readers: list[tuple[str, Callable[[Any], Any]]] = []
-        system = FieldDef(name="created_at", type="datetime")
-        for name in ("created_at", "updated_at"):
-            readers.append((name, _reader(_DATETIME, system, self.dialect)))
+        system = _DATETIME.reader(_SYSTEM_DT, self.dialect)
+        if system is not None:
+            readers.extend([("created_at", system), ("updated_at", system)])
         for name, definition in self.fields.items():
-            storage = self.storage[name]
-            if storage in {"text", "integer", "link"}:
-                continue
-            readers.append((name, _reader(self.types[name], definition, self.dialect)))
+            read = self.types[name].reader(definition, self.dialect)
+            if read is not None:
+                readers.append((name, read))
         return readers
 
     def read_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """Convert a database row into the record the API returns (in place)."""
         for name, read in self._readers:
-            if name in row:
-                row[name] = read(row[name])
+            value = row.get(name)
+            if value is not None:
+                row[name] = read(value)
         return row
+
+    def select_sql(self, columns: tuple[str, ...], suffix: str) -> str:
+        """``SELECT <columns> FROM <table><suffix>``, built once per shape."""
+        key = (columns, suffix)
+        sql = self._select_cache.get(key)
+        if sql is None:
+            if len(self._select_cache) > 256:
+                self._select_cache.clear()
+            sql = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {self.quoted}{suffix}"
+            self._select_cache[key] = sql
+        return sql
 
     def to_db(self, name: str, value: Any) -> Any:
         """The query parameter for ``value`` of field ``name``."""
@@ -195,13 +207,6 @@ class EntityRuntime:
         if name in ("created_at", "updated_at"):
             return "datetime"
         return self.storage.get(name)
-
-
-def _reader(field_type: FieldType, definition: FieldDef, dialect: Dialect) -> Callable[[Any], Any]:
-    def read(value: Any) -> Any:
-        return field_type.from_db(definition, value, dialect)
-
-    return read
 
 
 def _quote(identifier: str) -> str:
@@ -532,10 +537,8 @@ class RecordRepository:
         """One record by id; :class:`NotFound` when there is none."""
         rt = self.runtime(entity)
         columns = self._columns(rt, fields)
-        row = await self.db.fetch_one(
-            f"SELECT {', '.join(_quote(c) for c in columns)} FROM {rt.quoted} WHERE id = {{}}",
-            [record_id],
-        )
+        rows = await self.db.fetch(rt.select_sql(tuple(columns), " WHERE id = {}"), (record_id,))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no {rt.name} record with id {record_id}")
         return rt.read_row(row)
@@ -562,11 +565,10 @@ class RecordRepository:
             + (" NULLS LAST" if key.field != "id" else "")
             for key in sort
         )
-        sql = (
-            f"SELECT {', '.join(_quote(c) for c in select_columns)} FROM {rt.quoted}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {order} LIMIT {query.limit + 1}"
-        )
+        suffix = (
+            f" WHERE {' AND '.join(where)}" if where else ""
+        ) + f" ORDER BY {order} LIMIT {query.limit + 1}"
+        sql = rt.select_sql(tuple(select_columns), suffix)
         rows = await self.db.fetch(sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
