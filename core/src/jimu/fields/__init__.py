@@ -10,8 +10,8 @@ rule compiler into SQL.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import functools
+import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar, Literal

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sqlite3
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
