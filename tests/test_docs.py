@@ -216,6 +216,25 @@ def test_jimu_after_delete(site: Site, ledger: ModuleType) -> None:
     assert "closed Empty" in ledger.LIFECYCLE
 
 
+def test_jimu_rule_operators(site: Site) -> None:
+    assert site.rules.apply({"points_tier": 1500}) == "gold"
+    assert site.rules.apply({"points_tier": {"var": "b"}}, {"b": 99}) == "bronze"
+    with site_client(site) as client:
+        for member, points in [("g", 1200), ("s", 150), ("b", 5)]:
+            account = _account(client, member)
+            client.post(
+                "/api/v1/records/points_entry", json={"account": account["id"], "delta": points}
+            )
+        rule = {"==": [{"points_tier": {"var": "balance"}}, "silver"]}
+        response = client.post("/api/v1/records/points_account/query", json={"filter": rule})
+        assert response.status_code == 200, response.text
+        assert [r["member"] for r in response.json()["data"]] == ["s"]
+        unknown = client.post(
+            "/api/v1/records/points_account/query", json={"filter": {"tier_of": [1]}}
+        )
+        assert unknown.status_code == 422 and "tier_of" in unknown.text
+
+
 def test_jimu_routes(site: Site) -> None:
     with site_client(site) as client:
         for member, points in [("a", 5), ("b", 50), ("c", 20)]:

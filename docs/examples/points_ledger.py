@@ -20,9 +20,12 @@ from jimu_sdk import (
     FieldDef,
     FieldType,
     ListQuery,
+    Operator,
     PluginInfo,
     Site,
     SortKey,
+    SqlCall,
+    SqlValue,
     Storage,
     Translatable,
     ValidationFailed,
@@ -49,7 +52,7 @@ class SkuType(FieldType):
     """A product code: upper-case letters, digits and dashes, 3 to 32 long."""
 
     name = "sku"
-    storage: Storage = "text"
+    storage: ClassVar[Storage] = "text"
     widget = "input"
     label: ClassVar[Translatable] = {"en": "SKU", "zh-CN": "货号"}
 
@@ -111,6 +114,51 @@ def jimu_fixtures(site: Site, kind: str) -> Mapping[str, Sequence[Mapping[str, A
             ],
         }
     return None
+
+
+# -- jimu_rule_operators ---------------------------------------------------------
+
+TIERS = ((1000, "gold"), (100, "silver"))
+
+
+def points_tier(balance: Any) -> str | None:
+    """``{"points_tier": {"var": "balance"}}``: gold from 1000 points, silver from 100."""
+    if balance is None:
+        return None
+    for threshold, tier in TIERS:
+        if balance >= threshold:
+            return tier
+    return "bronze"
+
+
+def points_tier_sql(call: SqlCall) -> SqlValue:
+    """The same tiers as an SQL ``CASE``, so filters on tiers run in the database."""
+    balance = call.args[0]
+    if balance.type not in {"integer", "decimal", "float"}:
+        call.fail("points_tier needs a number")
+    branches = " ".join(f"WHEN {balance.sql} >= {{}} THEN {{}}" for _ in TIERS)
+    sql = f"(CASE WHEN {balance.sql} IS NULL THEN NULL {branches} ELSE {{}} END)"
+    params: list[Any] = [*balance.params]
+    for threshold, tier in TIERS:
+        params.extend([*balance.params, threshold, tier])
+    params.append("bronze")
+    return SqlValue(sql, tuple(params), "text")
+
+
+@hookimpl
+def jimu_rule_operators() -> Sequence[Operator]:
+    """Add ``points_tier`` to the site's rules (filters, segments, conditions)."""
+    return [
+        Operator(
+            "points_tier",
+            points_tier,
+            sql=points_tier_sql,
+            min_args=1,
+            max_args=1,
+            returns="text",
+            doc="The member tier of a points balance.",
+        )
+    ]
 
 
 # -- record hooks ----------------------------------------------------------------

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from openapi_spec_validator import validate as validate_openapi
+
 from jimu.site import Site
 from jimu_sdk.testing import site_client
 
@@ -205,6 +207,7 @@ def test_records_survive_restart_and_schema_shows_entities(new_site: Callable[..
         )
         assert response.status_code == 201
         schema = client.get("/schema").json()
+        validate_openapi(schema)
         assert "/api/v1/records/vip_card" in schema["paths"]
         assert "VipCardCreate" in schema["components"]["schemas"]
         assert "extra" not in schema["components"]["schemas"]["VipCardCreate"]["properties"]
@@ -212,6 +215,7 @@ def test_records_survive_restart_and_schema_shows_entities(new_site: Callable[..
             "/api/v1/meta/entities/vip_card/fields", json={"name": "extra", "type": "integer"}
         )
         schema = client.get("/schema").json()
+        validate_openapi(schema)
         assert (
             schema["components"]["schemas"]["VipCardCreate"]["properties"]["extra"]["anyOf"][0][
                 "type"

@@ -93,6 +93,12 @@ def test_destructive_changes_wait_for_migrate(new_site: Callable[..., Site]) -> 
 
     assert "Nothing to migrate" in migrate(site, "--plan").output
 
+    async def indexes() -> set[str]:
+        async with Site.load(site.folder) as fresh:
+            return {name for name in await fresh.db.index_names("lead") if name.startswith("ix_")}
+
+    assert asyncio.run(indexes()) == {"ix_lead_channel"}  # the old index went with the rename
+
     with site_client(Site.load(site.folder)) as client:
         record = client.get("/api/v1/records/lead/3").json()
         assert record["score"] == 20 and record["channel"] == "web"
@@ -228,3 +234,88 @@ def test_indexed_field_added_to_live_entity_gets_its_index(new_site: Callable[..
         assert clash.status_code == 409 and clash.json()["errors"] == [
             {"field": "code", "reason": "must be unique"}
         ]
+
+
+def test_refused_safe_change_rolls_back_metadata(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post(
+            "/api/v1/meta/entities",
+            json={"name": "tag", "fields": [{"name": "label", "type": "text"}]},
+        )
+        client.post(
+            "/api/v1/records/tag/bulk", json={"create": [{"label": "vip"}, {"label": "vip"}]}
+        )
+        response = client.patch(
+            "/api/v1/meta/entities/tag",
+            json={"fields": [{"name": "label", "type": "text", "unique": True}]},
+        )
+        assert response.status_code == 409, response.text
+        assert "ux_tag_label" in response.json()["detail"]
+        assert client.get("/api/v1/meta/entities/tag").json()["fields"] == [
+            {"name": "label", "type": "text"}
+        ]
+    with site_client(Site.load(site.folder)) as client:  # the site still opens
+        assert (
+            client.get("/api/v1/records/tag", params={"count": "exact"}).json()["page"]["total"]
+            == 2
+        )
+
+
+def test_site_opens_with_a_blocked_safe_change(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        client.post(
+            "/api/v1/meta/entities",
+            json={"name": "tag", "fields": [{"name": "label", "type": "text", "unique": True}]},
+        )
+
+    async def break_index() -> None:
+        async with Site.load(site.folder) as fresh:
+            await fresh.db.execute("DROP INDEX ux_tag_label")
+            await fresh.db.execute("INSERT INTO tag (label) VALUES ('x'), ('x')")
+
+    asyncio.run(break_index())
+    with site_client(Site.load(site.folder)) as client:
+        pending = client.get("/api/v1/meta/migrations").json()["data"]
+        assert [c["kind"] for c in pending] == ["create index"]
+        assert pending[0]["detail"].startswith("blocked: cannot create index tag")
+        assert (
+            client.get("/api/v1/records/tag", params={"count": "exact"}).json()["page"]["total"]
+            == 2
+        )
+    result = CliRunner().invoke(cli, ["migrate", "--site", str(site.folder), "--apply"])
+    assert result.exit_code == 1 and "cannot create index tag" in result.output
+
+
+def test_defaults_are_checked_and_typed(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        bad = client.post(
+            "/api/v1/meta/entities",
+            json={"name": "t", "fields": [{"name": "n", "type": "integer", "default": "abc"}]},
+        )
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "fields[0].default"
+        good = client.post(
+            "/api/v1/meta/entities",
+            json={
+                "name": "t",
+                "fields": [
+                    {"name": "on", "type": "date", "default": "2024-02-29"},
+                    {"name": "tags", "type": "json", "default": ["new"]},
+                    {
+                        "name": "level",
+                        "type": "select",
+                        "options": {"choices": ["a", "b"]},
+                        "default": "b",
+                    },
+                ],
+            },
+        )
+        assert good.status_code == 201, good.text
+        first = client.post("/api/v1/records/t", json={}).json()
+        assert (first["on"], first["tags"], first["level"]) == ("2024-02-29", ["new"], "b")
+        client.patch(f"/api/v1/records/t/{first['id']}", json={"tags": ["new", "x"]})
+        second = client.post("/api/v1/records/t", json={}).json()
+        assert second["tags"] == ["new"]  # defaults are not shared between records

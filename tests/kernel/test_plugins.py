@@ -185,6 +185,28 @@ def test_trace_switch_prints_hook_calls() -> None:
     output = stream.getvalue()
     assert "[jimu trace] jimu_entities() -> [crm]" in output
     assert "returned" in output and "lead" in output
+    # the kernel's own typed calls are traced too, one line per implementation
+    manager.entities()
+    assert "[jimu trace] crm.jimu_entities() -> [EntityDef(name='lead'" in stream.getvalue()
+    assert "[jimu trace] jimu.fields.jimu_field_types()" in output
+
+
+def test_tryfirst_and_trylast_move_within_load_order() -> None:
+    @hookimpl(trylast=True)
+    def last() -> list[EntityDef]:
+        return [EntityDef(name="z_last")]
+
+    @hookimpl(tryfirst=True)
+    def first() -> list[EntityDef]:
+        return [EntityDef(name="a_first")]
+
+    available = {
+        "one": plugin_module("one", jimu_entities=last),
+        "two": plugin_module("two", requires=("one",), jimu_entities=entity_hook("middle")),
+        "three": plugin_module("three", requires=("two",), jimu_entities=first),
+    }
+    manager = load_plugins(["one", "two", "three"], available=available, env={})
+    assert [e.name for e in manager.entities()] == ["a_first", "middle", "z_last"]
 
 
 def test_one_manager_per_call_nothing_global() -> None:

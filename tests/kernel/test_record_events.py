@@ -118,6 +118,9 @@ def test_every_write_lands_in_the_outbox_with_hooks(new_site: Callable[..., Site
         assert created.status_code == 201 and created.json()["sku"] == "TEA-1"
         updated = client.patch("/api/v1/records/stock/1", json={"qty": 0})
         assert updated.status_code == 200
+        unchanged = client.patch("/api/v1/records/stock/1", json={"qty": 0, "sku": "TEA-1"})
+        assert unchanged.status_code == 200
+        assert unchanged.json()["updated_at"] == updated.json()["updated_at"]  # no write at all
         deleted = client.delete("/api/v1/records/stock/1")
         assert deleted.status_code == 200 and deleted.json()["sku"] == "TEA-1"
     assert calls == [
@@ -127,6 +130,7 @@ def test_every_write_lands_in_the_outbox_with_hooks(new_site: Callable[..., Site
         ("after_create", 1),
         ("before_update", {"qty": 0}),
         ("after_update", (5, 0)),
+        ("before_update", {"qty": 0, "sku": "TEA-1"}),
         ("before_delete", 1),
         ("after_delete", 1),
     ]

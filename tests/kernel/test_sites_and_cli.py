@@ -170,3 +170,60 @@ def test_jimu_serve_prints_url_and_answers(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_plugin_commands_follow_the_named_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jimu_cli.main import _site_from_argv
+
+    monkeypatch.setenv("JIMU_SITE", str(tmp_path / "from-env"))
+    assert _site_from_argv(["migrate", "--site", "shop"]) == Path("shop")
+    assert _site_from_argv(["migrate", "--site=shop2"]) == Path("shop2")
+    assert _site_from_argv(["migrate"]) == tmp_path / "from-env"
+
+
+def test_blocked_plugin_is_listed_as_blocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "shop"
+    assert invoke("site", "new", str(folder), "--plugins", "example_vip")[0] == 0
+    monkeypatch.setenv("JIMU_DISABLE_PLUGINS", "example_vip")
+    code, output = invoke("plugins", "list", "--site", str(folder), "--json")
+    rows = {row["name"]: row for row in json.loads(output)}
+    assert rows["example_vip"]["blocked"] is True and rows["example_vip"]["enabled"] is False
+    code, output = invoke("plugins", "list", "--site", str(folder))
+    assert code == 0 and "blocked" in output
+
+
+def test_enabling_through_the_api_reports_client_errors(tmp_path: Path) -> None:
+    site = Site.load(create_site_and_return(tmp_path / "shop"))
+    with site_client(site) as client:
+        missing = client.post("/api/v1/meta/plugins/ghost")
+        assert missing.status_code == 404
+        assert "plugin 'ghost' is not installed" in missing.json()["detail"]
+        assert client.post("/api/v1/meta/plugins/example_vip").status_code == 201
+        again = client.post("/api/v1/meta/plugins/example_vip")
+        assert again.status_code == 409
+
+
+def create_site_and_return(folder: Path) -> Path:
+    create_site(folder)
+    return folder
+
+
+def test_site_toml_keys_are_checked_per_section(tmp_path: Path) -> None:
+    create_site(tmp_path / "s")
+    path = tmp_path / "s" / "site.toml"
+    text = path.read_text()
+    path.write_text(text.replace("[api]\n", "[api]\nname = 'sneaky'\n"))
+    with pytest.raises(
+        SiteError, match=r"unknown key 'name' in \[api\] \(known: bulk_limit, max_body_bytes\)"
+    ):
+        Site.load(tmp_path / "s")
+    path.write_text(text.replace("[database]\n", "[database]\npasword = 'x'\n"))
+    with pytest.raises(SiteError, match=r"unknown key 'pasword' in \[database\]"):
+        Site.load(tmp_path / "s")
+    path.write_text(text.replace('timezone = "Asia/Shanghai"', 'timezone = "Mars/Olympus"'))
+    with pytest.raises(SiteError, match=r"unknown time zone 'Mars/Olympus'"):
+        Site.load(tmp_path / "s")

@@ -8,6 +8,7 @@ readable line on standard error and exit status 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -83,7 +84,9 @@ def site() -> None:
     "database_url",
     help="Database URL (default: SQLite file site.sqlite in the site folder).",
 )
-@click.option("--plugins", default="", help="Comma-separated plugins to enable, e.g. crm,loyalty.")
+@click.option(
+    "--plugins", default="", help="Comma-separated plugins to enable, e.g. demo_store,example_vip."
+)
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
 @click.option("--locale", default="zh-CN", show_default=True)
 @_friendly
@@ -100,6 +103,8 @@ def site_new(
         _run(_open_and_close(Site.load(path)))
     except BaseException:
         (path / CONFIG_FILE).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only when nothing else is in it
         raise
     click.echo(f"Created site {path.name!r} in {path.resolve()}")
     click.echo(f"Serve it with: jimu serve --site {path}")
@@ -170,6 +175,7 @@ def plugins_list(site_path: Path, as_json: bool) -> None:
                 "version": plugin.info.version,
                 "builtin": plugin.builtin,
                 "enabled": True,
+                "blocked": False,
                 "requires": plugin.info.requires,
                 "hooks": plugin.hook_names(),
             }
@@ -184,6 +190,7 @@ def plugins_list(site_path: Path, as_json: bool) -> None:
                     "version": info.version,
                     "builtin": False,
                     "enabled": False,
+                    "blocked": name in enabled,  # enabled on the site, kept out by an env switch
                     "requires": info.requires,
                     "hooks": [],
                 }
@@ -197,7 +204,15 @@ def plugins_list(site_path: Path, as_json: bool) -> None:
         if "error" in row:
             click.echo(f"  {row['name']:<24} cannot load: {row['error']}")
             continue
-        state = "built-in" if row["builtin"] else ("enabled" if row["enabled"] else "available")
+        state = (
+            "built-in"
+            if row["builtin"]
+            else "enabled"
+            if row["enabled"]
+            else "blocked"
+            if row.get("blocked")
+            else "available"
+        )
         hooks = ", ".join(str(hook) for hook in row["hooks"]) or "-"  # type: ignore[attr-defined]
         click.echo(f"  {row['name']:<24} {row['version']:<10} {state:<10} hooks: {hooks}")
     if not installed:
@@ -336,15 +351,26 @@ def plugin_commands(loaded: Site) -> list[click.Command]:
     return commands
 
 
-def _add_plugin_commands() -> None:
-    """Add the plugin commands of the site in ``$JIMU_SITE`` (or the current folder)."""
-    site_path = Path(os.environ.get("JIMU_SITE", "."))
+def _site_from_argv(argv: list[str]) -> Path:
+    """The site a command line names (``--site PATH``), else ``$JIMU_SITE`` or ``.``."""
+    for position, arg in enumerate(argv):
+        if arg == "--site" and position + 1 < len(argv):
+            return Path(argv[position + 1])
+        if arg.startswith("--site="):
+            return Path(arg.split("=", 1)[1])
+    return Path(os.environ.get("JIMU_SITE", "."))
+
+
+def _add_plugin_commands(argv: list[str]) -> None:
+    """Add the plugin commands of the site the command line names."""
+    site_path = _site_from_argv(argv)
     if not (site_path / CONFIG_FILE).is_file():
         return
     try:
         loaded = Site.load(site_path)
     except JimuError:
         return  # the site's own commands report the problem
+    os.environ.setdefault("JIMU_SITE", str(site_path.resolve()))
     for command in plugin_commands(loaded):
         cli.add_command(command)
 
@@ -352,7 +378,7 @@ def _add_plugin_commands() -> None:
 def main() -> None:
     """Entry point of the ``jimu`` console script."""
     try:
-        _add_plugin_commands()
+        _add_plugin_commands(sys.argv[1:])
     except click.ClickException as exc:
         exc.show()
         sys.exit(1)

@@ -297,10 +297,11 @@ def jimu_cli_commands() -> Sequence[Any]:
 
 @hookspec
 def jimu_install(site: Site) -> None:
-    """Prepare a site when this plugin is enabled on it for the first time.
+    """Prepare a site when this plugin is enabled on it.
 
-    Called only on the plugin being enabled, after its tables exist and its
-    seed fixtures are loaded. May be async. Return value ignored.
+    Called only on the plugin being enabled — the first time, and again when
+    it is enabled after a disable — after its tables exist and (the first
+    time) its seed fixtures are loaded. May be async. Return value ignored.
     """
     raise NotImplementedError
 
@@ -309,8 +310,9 @@ def jimu_install(site: Site) -> None:
 def jimu_upgrade(site: Site, from_version: str) -> None:
     """Migrate a site's data when the plugin's installed version changes.
 
-    Called only on that plugin, when a site starts with a newer version of it
-    than the one recorded at install time. May be async. Return value ignored.
+    Called only on that plugin, when a site starts (or re-enables it) with
+    another version than the one recorded at install time; the new version is
+    recorded afterwards. May be async. Return value ignored.
     """
     raise NotImplementedError
 

@@ -179,6 +179,7 @@ class PluginManager:
         for plugin in plugins:
             self._register(plugin)
         self._validate()
+        self._trace = trace
         if trace is not None:
             tracer = _Tracer(trace)
             self._pm.add_hookcall_monitoring(tracer.before, tracer.after)
@@ -225,7 +226,7 @@ class PluginManager:
     def _collect_field_types(self) -> FieldTypeRegistry:
         registry = FieldTypeRegistry()
         for impl in self._pm.hook.jimu_field_types.get_hookimpls():
-            returned = cast(Sequence[object], impl.function())
+            returned = cast(Sequence[object], self._call_impl("jimu_field_types", impl, {}))
             for field_type in returned:
                 if not isinstance(field_type, FieldType):
                     raise PluginError(
@@ -251,12 +252,23 @@ class PluginManager:
 
     # -- typed calls -----------------------------------------------------
 
+    def _call_impl(self, hook_name: str, impl: Any, kwargs: Mapping[str, Any]) -> Any:
+        """Call one implementation with the arguments it asks for (traced when on)."""
+        result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        if self._trace is not None:
+            shown = ", ".join(f"{k}={kwargs[k]!r}"[:60] for k in impl.argnames)
+            print(
+                f"[jimu trace] {impl.plugin_name}.{hook_name}({shown}) -> {result!r}"[:400],
+                file=self._trace,
+            )
+        return result
+
     def _collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a list-returning hook; return ``(plugin name, item)`` in load order."""
         caller = getattr(self._pm.hook, hook_name)
         items: list[tuple[str, Any]] = []
         for impl in _in_load_order(caller.get_hookimpls()):
-            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            result = self._call_impl(hook_name, impl, kwargs)
             if result is None:
                 continue
             if isinstance(result, Mapping):
@@ -277,6 +289,10 @@ class PluginManager:
             found.append(stamped)
         return found
 
+    def collect_owned(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Like :meth:`collect`, each item paired with the plugin that returned it."""
+        return self._collect(hook_name, **kwargs)
+
     def collect(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Items of a list-returning hook from every plugin, requirements first."""
         return [item for _, item in self._collect(hook_name, **kwargs)]
@@ -286,7 +302,7 @@ class PluginManager:
         caller = getattr(self._pm.hook, hook_name)
         results = []
         for impl in _in_load_order(caller.get_hookimpls()):
-            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            result = self._call_impl(hook_name, impl, kwargs)
             if inspect.isawaitable(result):
                 result = await result
             results.append(result)
@@ -301,7 +317,7 @@ class PluginManager:
         caller = getattr(self._pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             if impl.plugin_name == plugin_name:
-                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                result = self._call_impl(hook_name, impl, kwargs)
                 if inspect.isawaitable(result):
                     result = await result
                 return result
@@ -312,9 +328,7 @@ class PluginManager:
         caller = self._pm.hook.jimu_fixtures
         found = []
         for impl in _in_load_order(caller.get_hookimpls()):
-            result = impl.function(
-                **{arg: {"site": site, "kind": kind}[arg] for arg in impl.argnames}
-            )
+            result = self._call_impl("jimu_fixtures", impl, {"site": site, "kind": kind})
             if inspect.isawaitable(result):
                 result = await result
             if result:

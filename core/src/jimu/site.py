@@ -10,6 +10,7 @@ event loop that will use it.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -23,15 +24,18 @@ import tomli_w
 from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
 from jimu.meta import EntityDef, FieldDef, MetadataError
 from jimu.plugins import PluginManager, available_plugins, load_plugins
+from jimu.rules import Operator, OperatorRegistry, default_registry
 from jimu.store import schema
 from jimu.store.database import Database
 from jimu.store.metadata import MetadataStore
-from jimu.store.records import EntityRuntime, RecordRepository
-from jimu.store.schema import SchemaChange, SchemaPlan
+from jimu.store.records import EntityRuntime, RecordRepository, default_problem
+from jimu.store.schema import SchemaChange, SchemaChangeFailed, SchemaPlan
 
 __all__ = ["CONFIG_FILE", "Site", "SiteConfig", "create_site"]
 
 CONFIG_FILE = "site.toml"
+
+log = logging.getLogger("jimu.site")
 
 
 class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -67,23 +71,29 @@ class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     @classmethod
     def from_toml(cls, document: Mapping[str, Any], where: str) -> SiteConfig:
-        """Read the grouped TOML document; errors name the key."""
-        known = {"site", "database", "broker", "plugins", "api"}
-        unknown = sorted(set(document) - known)
-        if unknown:
-            raise SiteError(
-                f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})"
-            )
-        site = dict(document.get("site", {}))
-        plugins = dict(document.get("plugins", {}))
-        flat = {
-            **site,
-            "database_url": document.get("database", {}).get("url", "sqlite:///site.sqlite"),
-            "broker_url": document.get("broker", {}).get("url", "filesystem://"),
-            "plugins": plugins.get("enabled", []),
-            "plugin_settings": plugins.get("settings", {}),
-            **document.get("api", {}),
+        """Read the grouped TOML document; an unknown section or key is an error naming it."""
+        sections: dict[str, dict[str, str]] = {
+            "site": {k: k for k in ("name", "locale", "timezone", "currency", "secret_key")},
+            "database": {"url": "database_url"},
+            "broker": {"url": "broker_url"},
+            "plugins": {"enabled": "plugins", "settings": "plugin_settings"},
+            "api": {k: k for k in ("bulk_limit", "max_body_bytes")},
         }
+        flat: dict[str, Any] = {}
+        for section, values in document.items():
+            keys = sections.get(section)
+            if keys is None:
+                raise SiteError(
+                    f"{where}: unknown section [{section}] (known: {', '.join(sections)})"
+                )
+            if not isinstance(values, dict):
+                raise SiteError(f"{where}: [{section}] must be a table of keys")
+            for key, value in values.items():
+                if key not in keys:
+                    raise SiteError(
+                        f"{where}: unknown key {key!r} in [{section}] (known: {', '.join(keys)})"
+                    )
+                flat[keys[key]] = value
         try:
             return msgspec.convert(flat, cls)
         except msgspec.ValidationError as exc:
@@ -143,7 +153,26 @@ class Site:
         self.model_version = 0
 
     def _load_plugins(self, enabled: Iterable[str]) -> PluginManager:
-        return load_plugins(enabled, available=self._sources, env=self._env)
+        manager = load_plugins(enabled, available=self._sources, env=self._env)
+        self.rules = self._rule_registry(manager)
+        return manager
+
+    def _rule_registry(self, manager: PluginManager) -> OperatorRegistry:
+        """The site's rule operators: standard, kernel, then each plugin's, in its time zone."""
+        try:
+            registry = default_registry(timezone=self.config.timezone)
+        except (KeyError, ValueError) as exc:
+            raise SiteError(f"site.toml: unknown time zone {self.config.timezone!r}") from exc
+        for owner, operator in manager.collect_owned("jimu_rule_operators"):
+            if not isinstance(operator, Operator):
+                raise PluginError(
+                    f"plugin {owner!r}: jimu_rule_operators returned {operator!r}, not an Operator"
+                )
+            try:
+                registry.add(operator)
+            except ValueError as exc:
+                raise PluginError(f"plugin {owner!r}: {exc}") from exc
+        return registry
 
     @classmethod
     def load(
@@ -210,6 +239,10 @@ class Site:
                 await self._sync_tables_for_install()
                 if record is None:  # seed data once; re-enabling finds the kept data
                     await self.load_fixtures("seed", only=plugin.name)
+                elif record[0] != plugin.info.version:  # upgraded while disabled
+                    await self.plugins.call_plugin(
+                        plugin.name, "jimu_upgrade", site=self, from_version=record[0]
+                    )
                 await self.plugins.call_plugin(plugin.name, "jimu_install", site=self)
                 await self.meta.record_plugin(plugin.name, plugin.info.version, True)
             elif record[0] != plugin.info.version:
@@ -267,6 +300,10 @@ class Site:
                         f"(known: {', '.join(self.plugins.field_types.names())})",
                     )
                 field_type.check_options(definition, f"fields[{position}]")
+                if definition.default is not None:
+                    reason = default_problem(field_type, definition)
+                    if reason:
+                        raise MetadataError(f"fields[{position}].default", reason)
                 if field_type.storage == "link":
                     target = definition.options["target"]
                     if (
@@ -280,17 +317,29 @@ class Site:
         except MetadataError as exc:
             raise ValidationFailed(FieldProblem(exc.path, exc.reason)) from exc
 
-    async def sync(self) -> SchemaPlan:
+    async def sync(self, *, strict: bool = False) -> SchemaPlan:
         """Rebuild the model, apply safe schema changes, and refresh the runtimes.
 
-        Returns the destructive changes left pending for ``jimu migrate``.
+        Returns the destructive changes left pending for ``jimu migrate``. A
+        safe change the database refuses (a unique index over duplicates) raises
+        :class:`~jimu.store.schema.SchemaChangeFailed` when ``strict``; otherwise
+        (a site opening) it stays pending with its reason, so the site still opens.
         """
         model = await self._build_model()
         plan = await schema.diff(
             self.db, model.values(), self.plugins.field_types, dropped_entities=self._dropped
         )
-        if plan.safe:
+        blocked: list[SchemaChange] = []
+        if plan.safe and strict:
             await schema.apply(self.db, plan.safe)
+        else:
+            for change in plan.safe:
+                try:
+                    await schema.apply(self.db, [change])
+                except SchemaChangeFailed as exc:
+                    log.warning("site %s: %s", self.config.name, exc.detail)
+                    change.detail = f"blocked: {exc.detail}"
+                    blocked.append(change)
         self.entities = model
         runtimes = {}
         for entity in model.values():
@@ -300,9 +349,17 @@ class Site:
                 entity, live, self.plugins.field_types, self.db.dialect
             )
         self._runtimes = runtimes
-        self.pending = SchemaPlan(plan.destructive)
+        self.pending = SchemaPlan([*blocked, *plan.destructive])
         self.model_version += 1
         return self.pending
+
+    async def _change_model(
+        self, definition: EntityDef, *, plugin: str | None, summary: str, deleted: bool = False
+    ) -> None:
+        """Save a metadata change and apply its safe schema changes, all or nothing."""
+        async with self.db.transaction():
+            await self.meta.save_entity(definition, plugin=plugin, summary=summary, deleted=deleted)
+            await self.sync(strict=True)
 
     def runtime(self, name: str) -> EntityRuntime:
         """The runtime of entity ``name``; :class:`NotFound` when there is none."""
@@ -326,8 +383,7 @@ class Site:
         self._check_entity(entity)
         if entity.name in self.entities:
             raise Conflict(f"an entity named {entity.name!r} already exists")
-        await self.meta.save_entity(entity, plugin=None, summary="created")
-        await self.sync()
+        await self._change_model(entity, plugin=None, summary="created")
         return self.entity(entity.name)
 
     async def update_entity(self, name: str, changes: Mapping[str, Any]) -> EntityDef:
@@ -364,10 +420,9 @@ class Site:
             self._check_entity(_merge_overlay(declared, updated))
         else:
             self._check_entity(updated)
-        await self.meta.save_entity(
+        await self._change_model(
             updated, plugin=plugin, summary="updated: " + ", ".join(sorted(changes))
         )
-        await self.sync()
         return self.entity(name)
 
     async def add_field(self, name: str, definition: FieldDef) -> EntityDef:
@@ -380,10 +435,9 @@ class Site:
         updated = msgspec.structs.replace(base, fields=[*base.fields, definition])
         candidate = _merge_overlay(current, updated) if current.plugin else updated
         self._check_entity(candidate)
-        await self.meta.save_entity(
+        await self._change_model(
             updated, plugin=current.plugin, summary=f"added field {definition.name}"
         )
-        await self.sync()
         return self.entity(name)
 
     async def delete_entity(self, name: str) -> None:
@@ -394,8 +448,7 @@ class Site:
                 "name",
                 f"entity {name!r} belongs to plugin {current.plugin!r}; disable the plugin instead",
             )
-        await self.meta.save_entity(current, plugin=None, summary="deleted", deleted=True)
-        await self.sync()
+        await self._change_model(current, plugin=None, summary="deleted", deleted=True)
 
     async def plan(self) -> SchemaPlan:
         """The destructive changes waiting for ``jimu migrate --apply``."""
@@ -429,8 +482,17 @@ class Site:
         """Enable a plugin: create its tables, load its seed fixtures, run its install hook."""
         if name in self.config.plugins:
             raise Conflict(f"plugin {name!r} is already enabled on this site")
+        if name not in self._sources:
+            installed = ", ".join(sorted(self._sources)) or "none"
+            raise NotFound(
+                f"plugin {name!r} is not installed (installed: {installed}); "
+                "install its Python package first"
+            )
         enabled = [*self.config.plugins, name]
-        self.plugins = self._load_plugins(enabled)
+        try:
+            self.plugins = self._load_plugins(enabled)
+        except PluginError as exc:
+            raise Conflict(exc.detail) from exc
         self.config = msgspec.structs.replace(self.config, plugins=enabled)
         await self._install_new_plugins()
         await self.sync()

@@ -19,6 +19,7 @@ from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationF
 from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
+from jimu.rules import Operator, OperatorContext, RuleError, SqlCall, SqlValue
 from jimu.site import Site
 from jimu.store.records import ListQuery, Page, SortKey
 
@@ -33,10 +34,15 @@ __all__ = [
     "JimuError",
     "ListQuery",
     "NotFound",
+    "Operator",
+    "OperatorContext",
     "Page",
     "PluginInfo",
+    "RuleError",
     "Site",
     "SortKey",
+    "SqlCall",
+    "SqlValue",
     "Storage",
     "Translatable",
     "ValidationFailed",

@@ -27,6 +27,7 @@ def _responses(ok: dict[str, Any], status: str = "200") -> dict[str, Any]:
         status: ok,
         "400": {"description": "Malformed JSON", **problem},
         "404": {"description": "Unknown entity or record", **problem},
+        "409": {"description": "Conflict (a unique value taken, a name in use)", **problem},
         "413": {"description": "Body too large", **problem},
         "422": {"description": "Invalid input, naming the field", **problem},
     }
@@ -34,6 +35,43 @@ def _responses(ok: dict[str, Any], status: str = "200") -> dict[str, Any]:
 
 def _json_body(ref: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _operation(summary: str, status: str = "200", *, named: bool = False) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["metadata"],
+        "responses": _responses({"description": "OK"}, status),
+    }
+    if named:
+        operation["parameters"] = [
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    return operation
+
+
+def _metadata_paths() -> dict[str, Any]:
+    """The routes that change the model and the site's plugins."""
+    return {
+        "/api/v1/meta/entities": {
+            "get": _operation("List entities"),
+            "post": _operation("Create an entity", "201"),
+        },
+        "/api/v1/meta/entities/{name}": {
+            "get": _operation("Get an entity", named=True),
+            "patch": _operation("Change an entity (destructive parts wait)", named=True),
+            "delete": _operation("Delete a site-owned entity", named=True),
+        },
+        "/api/v1/meta/entities/{name}/fields": {
+            "post": _operation("Add a field to a live entity", "201", named=True),
+        },
+        "/api/v1/meta/migrations": {"get": _operation("Schema changes waiting for jimu migrate")},
+        "/api/v1/meta/plugins": {"get": _operation("Plugins loaded on the site")},
+        "/api/v1/meta/plugins/{name}": {
+            "post": _operation("Enable an installed plugin", "201", named=True),
+            "delete": _operation("Disable a plugin (its data is kept)", named=True),
+        },
+    }
 
 
 def openapi_document(site: Site) -> dict[str, Any]:
@@ -129,16 +167,39 @@ def openapi_document(site: Site) -> dict[str, Any]:
             "post": {
                 "summary": f"Query {label}",
                 "tags": [name],
+                "requestBody": _json_body("#/components/schemas/QueryBody"),
                 "responses": _responses(
                     {"description": "A page", "content": {"application/json": {"schema": page}}}
                 ),
             }
         }
+        update_item = {
+            "allOf": [
+                {"$ref": f"#/components/schemas/{title}Patch"},
+                {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+            ]
+        }
+        bulk_body = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "create": {
+                    "type": "array",
+                    "items": {"$ref": f"#/components/schemas/{title}Create"},
+                },
+                "update": {"type": "array", "items": update_item},
+                "delete": {"type": "array", "items": {"type": "integer"}},
+            },
+        }
         paths[f"/api/v1/records/{name}/bulk"] = {
             "post": {
-                "summary": f"Create, update and delete many {label} records",
+                "summary": f"Create, update and delete many {label} records, all or nothing",
                 "tags": [name],
-                "responses": _responses({"description": "Ids touched"}),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": bulk_body}},
+                },
+                "responses": _responses({"description": "Ids created, updated and deleted"}),
             }
         }
     _, components = msgspec.json.schema_components(
@@ -152,6 +213,10 @@ def openapi_document(site: Site) -> dict[str, Any]:
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "instance": {"type": "string"},
+            "incident": {
+                "type": "string",
+                "description": "Set on 5xx: quote it to the site's operator",
+            },
             "errors": {
                 "type": "array",
                 "items": {
@@ -170,18 +235,19 @@ def openapi_document(site: Site) -> dict[str, Any]:
             "total_exact": {"type": "boolean"},
         },
     }
-    paths["/api/v1/meta/entities"] = {
-        "get": {
-            "summary": "List entities",
-            "tags": ["metadata"],
-            "responses": _responses({"description": "Entities"}),
-        },
-        "post": {
-            "summary": "Create an entity",
-            "tags": ["metadata"],
-            "responses": _responses({"description": "Created"}, "201"),
+    components["QueryBody"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "filter": {"description": "JsonLogic rule over the entity's fields"},
+            "sort": {"type": "array", "items": {"type": "string"}},
+            "fields": {"type": "array", "items": {"type": "string"}},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "cursor": {"type": "string"},
+            "count": {"enum": ["capped", "exact", "none"]},
         },
     }
+    paths.update(_metadata_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{site.config.name} — Jimu API", "version": jimu.__version__},

@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import re
 import sqlite3
+import warnings
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
@@ -63,6 +65,15 @@ def render(sql: str, dialect: Dialect) -> str:
     return rendered
 
 
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
 class _JoinedTransaction:
     """Stands in piccolo's ``current_transaction`` so piccolo queries join ours."""
 
@@ -75,7 +86,7 @@ def _rows_as_dicts(rows: Sequence[sqlite3.Row]) -> list[Row]:
     if not rows:
         return []
     if isinstance(rows[0], dict):  # a piccolo query inside our transaction set its dict factory
-        return list(rows)  # type: ignore[arg-type]
+        return list(rows)
     keys = rows[0].keys()
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
@@ -145,9 +156,14 @@ class Database:
         else:
             try:
                 engine: Any = self.engine
-                await engine.start_connection_pool(min_size=1, max_size=self.pool_size * 2)
-            except OSError as exc:
-                raise SiteError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
+                with warnings.catch_warnings():
+                    # piccolo warns when it cannot read the server version; the error below says why
+                    warnings.simplefilter("ignore")
+                    await engine.start_connection_pool(min_size=1, max_size=self.pool_size * 2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise SiteError(
+                    f"cannot connect to PostgreSQL at {_safe_url(self.url)}: {exc}"
+                ) from exc
         self._opened = True
 
     async def close(self) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,24 @@ def invalid_input(body: bytes, exc: msgspec.ValidationError, prefix: str = "") -
     except msgspec.DecodeError as syntax:
         return syntax
     return ValidationFailed(_problem_from_msgspec(exc, prefix))
+
+
+def typed_default(field_type: FieldType, definition: FieldDef) -> Any:
+    """A field's default as the value its input type decodes to (``"2024-01-01"`` -> date)."""
+    if definition.default is None:
+        return None
+    return msgspec.json.decode(
+        msgspec.json.encode(definition.default), type=field_type.input_type(definition)
+    )
+
+
+def default_problem(field_type: FieldType, definition: FieldDef) -> str | None:
+    """Why a field's default would be refused as input, or ``None`` when it is fine."""
+    try:
+        value = typed_default(field_type, definition)
+    except msgspec.ValidationError as exc:
+        return f"{definition.default!r} is not a valid {definition.type} value: {exc}"
+    return field_type.validate(definition, value)
 
 
 def _now_utc() -> dt.datetime:
@@ -142,9 +162,12 @@ class EntityRuntime:
             elif definition.required and definition.default is None:
                 required_first.append((name, base))
             else:
-                optional.append(
-                    (name, base if definition.required else base | None, definition.default)
-                )
+                default: Any = typed_default(self.types[name], definition)
+                if isinstance(default, list | dict):  # never share one mutable default
+                    default = msgspec.field(
+                        default_factory=functools.partial(copy.deepcopy, default)
+                    )
+                optional.append((name, base if definition.required else base | None, default))
         spec = [*required_first, *optional]
         title = "".join(part.title() for part in self.name.split("_"))
         return msgspec.defstruct(
@@ -407,6 +430,9 @@ class RecordRepository:
                 changes=changes,
             )
             changes = self._revalidate(rt, changes, prefix)
+        changes = {name: value for name, value in changes.items() if before.get(name) != value}
+        if not changes:
+            return before  # nothing would change: no write, no event, no after-hook
         now = _now_utc()
         assignments = ["updated_at", *changes]
         params = [rt.to_db("updated_at", now), *(rt.to_db(n, v) for n, v in changes.items())]

@@ -191,7 +191,10 @@ async def diff(
                             f"rename {source!r} to {definition.name!r}",
                             True,
                             [
-                                f"ALTER TABLE {q(entity.name)} RENAME COLUMN {q(source)} TO {q(definition.name)}"
+                                # indexes follow the column under their old names; drop them
+                                # and the next sync creates the ones the metadata names
+                                *_drop_indexes_on(db, await _indexes_on(db, entity.name, source)),
+                                f"ALTER TABLE {q(entity.name)} RENAME COLUMN {q(source)} TO {q(definition.name)}",
                             ],
                             values_at_risk=await _count_values(db, entity.name, source),
                         )
@@ -412,7 +415,8 @@ async def _convert_sqlite_values(db: Database, change: SchemaChange, storage: St
         except ValueError as exc:
             raise SchemaChangeFailed(
                 f"cannot change {table}.{column} to {storage}: record {row['id']} holds "
-                f"{row['value']!r}, which {exc}; correct or clear such values, then apply again"
+                f"{row['value']!r}, which {exc}; correct or clear such values (to edit them through "
+                "the API, change the field back to its old type first), then apply again"
             ) from exc
     await db.execute_many(f"UPDATE {q(table)} SET {q(temporary)} = {{}} WHERE id = {{}}", converted)
 

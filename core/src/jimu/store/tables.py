@@ -1,9 +1,7 @@
 """Entities as piccolo tables: one dynamic ``Table`` class per entity.
 
-The classes serve two purposes: the kernel takes its DDL from them, and
-plugin code may query an entity with piccolo's query builder
-(``await site.table("customer").select().where(...)``), inside the kernel's
-transactions.
+The kernel takes its DDL (tables, added columns) from these classes, so the
+column types are piccolo's on both dialects.
 """
 
 from __future__ import annotations
