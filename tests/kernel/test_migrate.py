@@ -279,13 +279,24 @@ def test_site_opens_with_a_blocked_safe_change(new_site: Callable[..., Site]) ->
     with site_client(Site.load(site.folder)) as client:
         pending = client.get("/api/v1/meta/migrations").json()["data"]
         assert [c["kind"] for c in pending] == ["create index"]
-        assert pending[0]["detail"].startswith("blocked: cannot create index tag")
+        assert pending[0]["blocked"].startswith(
+            "cannot create index tag (unique index ux_tag_label): "
+        )
         assert (
             client.get("/api/v1/records/tag", params={"count": "exact"}).json()["page"]["total"]
             == 2
         )
+        # the blocked change does not stop other changes to the model
+        other = client.post("/api/v1/meta/entities", json={"name": "note", "fields": []})
+        assert other.status_code == 201, other.text
+        added = client.post(
+            "/api/v1/meta/entities/tag/fields", json={"name": "colour", "type": "text"}
+        )
+        assert added.status_code == 201, added.text
     result = CliRunner().invoke(cli, ["migrate", "--site", str(site.folder), "--apply"])
-    assert result.exit_code == 1 and "cannot create index tag" in result.output
+    assert result.exit_code == 1
+    assert "Error: cannot create index tag (unique index ux_tag_label): " in result.output
+    assert "blocked" not in result.output  # the reason is said once, not repeated
 
 
 def test_defaults_are_checked_and_typed(new_site: Callable[..., Site]) -> None:

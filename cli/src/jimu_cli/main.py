@@ -370,8 +370,13 @@ def _add_plugin_commands(argv: list[str]) -> None:
         loaded = Site.load(site_path)
     except JimuError:
         return  # the site's own commands report the problem
-    os.environ.setdefault("JIMU_SITE", str(site_path.resolve()))
+    os.environ["JIMU_SITE"] = str(site_path.resolve())  # what the plugin's command reads
     for command in plugin_commands(loaded):
+        if not any("--site" in getattr(param, "opts", ()) for param in command.params):
+            # accept `jimu <plugin command> --site PATH` like the kernel's commands do
+            command.params.append(
+                click.Option(["--site"], expose_value=False, hidden=True, help="The site folder.")
+            )
         cli.add_command(command)
 
 

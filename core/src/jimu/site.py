@@ -162,7 +162,9 @@ class Site:
         try:
             registry = default_registry(timezone=self.config.timezone)
         except (KeyError, ValueError) as exc:
-            raise SiteError(f"site.toml: unknown time zone {self.config.timezone!r}") from exc
+            raise SiteError(
+                f"{self.folder / CONFIG_FILE}: unknown time zone {self.config.timezone!r}"
+            ) from exc
         for owner, operator in manager.collect_owned("jimu_rule_operators"):
             if not isinstance(operator, Operator):
                 raise PluginError(
@@ -330,16 +332,17 @@ class Site:
             self.db, model.values(), self.plugins.field_types, dropped_entities=self._dropped
         )
         blocked: list[SchemaChange] = []
-        if plan.safe and strict:
-            await schema.apply(self.db, plan.safe)
-        else:
-            for change in plan.safe:
-                try:
-                    await schema.apply(self.db, [change])
-                except SchemaChangeFailed as exc:
+        known_blocked = {change.key for change in self.pending.changes if change.blocked}
+        for change in plan.safe:
+            try:
+                await schema.apply(self.db, [change])
+            except SchemaChangeFailed as exc:
+                if strict and change.key not in known_blocked:
+                    raise  # this very change is refused: the caller's transaction rolls back
+                if change.key not in known_blocked:
                     log.warning("site %s: %s", self.config.name, exc.detail)
-                    change.detail = f"blocked: {exc.detail}"
-                    blocked.append(change)
+                change.blocked = exc.detail
+                blocked.append(change)
         self.entities = model
         runtimes = {}
         for entity in model.values():

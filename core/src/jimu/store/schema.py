@@ -43,6 +43,13 @@ class SchemaChange:
     values_at_risk: int | None = None
     #: For a type change: the storage kind the column changes to.
     target: Storage | None = None
+    #: Why the database refused this (safe) change when the site last synced.
+    blocked: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str]:
+        """What identifies the change across syncs (kind, entity, field, first statement)."""
+        return (self.kind, self.entity, self.field, self.statements[0] if self.statements else "")
 
     def describe(self) -> str:
         """One line a person can review."""
@@ -50,7 +57,8 @@ class SchemaChange:
         risk = ""
         if self.values_at_risk is not None:
             risk = f" ({self.values_at_risk} stored value(s) affected)"
-        return f"{self.kind} {where}: {self.detail}{risk}"
+        blocked = f" (blocked: {self.blocked})" if self.blocked else ""
+        return f"{self.kind} {where}: {self.detail}{risk}{blocked}"
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready description (for ``--json`` and the API)."""
@@ -61,6 +69,7 @@ class SchemaChange:
             "detail": self.detail,
             "destructive": self.destructive,
             "values_at_risk": self.values_at_risk,
+            "blocked": self.blocked,
             "sql": self.statements,
         }
 
@@ -451,7 +460,10 @@ async def apply(db: Database, changes: Iterable[SchemaChange]) -> list[SchemaCha
                     await db.execute(statement.replace("{", "{{").replace("}", "}}"))
                 except Exception as exc:
                     if type(exc).__module__.startswith(("asyncpg", "sqlite3")):
-                        raise SchemaChangeFailed(f"cannot {change.describe()}: {exc}") from exc
+                        where = f"{change.entity}.{change.field}" if change.field else change.entity
+                        raise SchemaChangeFailed(
+                            f"cannot {change.kind} {where} ({change.detail}): {exc}"
+                        ) from exc
                     raise
     return applied
 
