@@ -581,21 +581,26 @@ class RecordRepository:
         where, params = self.site.compile_filter(rt, query.filter)
         base_where = list(where)
         base_params = list(params)
-        if query.cursor:
-            clause, cursor_params = self._after_cursor(rt, sort, query.cursor)
-            where.append(clause)
-            params.extend(cursor_params)
-        select_columns = list(dict.fromkeys([*columns, *(key.field for key in sort)]))
-        order = ", ".join(
-            f"{_quote(key.field)} {'DESC' if key.descending else 'ASC'}"
-            + (" NULLS LAST" if key.field != "id" else "")
-            for key in sort
-        )
-        suffix = (
-            f" WHERE {' AND '.join(where)}" if where else ""
-        ) + f" ORDER BY {order} LIMIT {query.limit + 1}"
-        sql = rt.select_sql(tuple(select_columns), suffix)
-        rows = await self.db.fetch(sql, params)
+        typed = self._decode_cursor(rt, sort, query.cursor) if query.cursor else None
+        select_columns = tuple(dict.fromkeys([*columns, *(key.field for key in sort)]))
+        if len(sort) == 2 and not sort[1].descending:  # one key and the id tie-break
+            rows = await self._single_key_rows(
+                rt, sort[0], select_columns, where, params, typed, query.limit + 1
+            )
+        else:
+            if typed is not None:
+                clause, cursor_params = self._after_cursor(rt, sort, typed)
+                where = [*where, clause]
+                params = [*params, *cursor_params]
+            order = ", ".join(
+                f"{_quote(key.field)} {'DESC' if key.descending else 'ASC'}"
+                + (" NULLS LAST" if key.field != "id" else "")
+                for key in sort
+            )
+            suffix = (
+                f" WHERE {' AND '.join(where)}" if where else ""
+            ) + f" ORDER BY {order} LIMIT {query.limit + 1}"
+            rows = await self.db.fetch(rt.select_sql(select_columns, suffix), params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         next_cursor = None
@@ -613,6 +618,50 @@ class RecordRepository:
                 await self._count(rt, base_where, base_params, exact=query.count == "exact")
             )
         return Page(data=data, page=page)
+
+    async def _single_key_rows(
+        self,
+        rt: EntityRuntime,
+        key: SortKey,
+        columns: tuple[str, ...],
+        where: list[str],
+        params: list[Any],
+        cursor: list[Any] | None,
+        wanted: int,
+    ) -> list[dict[str, Any]]:
+        """Rows ordered by one key (NULLs last) then id, read so an index on the key serves.
+
+        A single ``ORDER BY key NULLS LAST`` with an OR-ed cursor condition makes
+        databases scan from the start; instead the non-NULL range is read with a
+        plain range condition, and the NULL tail only when the page reaches it.
+        """
+        column = _quote(key.field)
+        rows: list[dict[str, Any]] = []
+        in_null_tail = cursor is not None and cursor[0] is None
+        if not in_null_tail:
+            conditions = [*where, f"{column} IS NOT NULL"]
+            values = list(params)
+            if cursor is not None:
+                op = "<" if key.descending else ">"
+                bound = rt.to_db(key.field, cursor[0])
+                conditions.append(f"{column} {op}= {{}}")
+                conditions.append(f"({column} {op} {{}} OR id > {{}})")
+                values.extend([bound, bound, cursor[1]])
+            suffix = (
+                f" WHERE {' AND '.join(conditions)}"
+                f" ORDER BY {column} {'DESC' if key.descending else 'ASC'}, id ASC LIMIT {wanted}"
+            )
+            rows = await self.db.fetch(rt.select_sql(columns, suffix), values)
+        if len(rows) < wanted:
+            conditions = [*where, f"{column} IS NULL"]
+            values = list(params)
+            if in_null_tail:
+                assert cursor is not None
+                conditions.append("id > {}")
+                values.append(cursor[1])
+            suffix = f" WHERE {' AND '.join(conditions)} ORDER BY id ASC LIMIT {wanted - len(rows)}"
+            rows.extend(await self.db.fetch(rt.select_sql(columns, suffix), values))
+        return rows
 
     def _sort_keys(self, rt: EntityRuntime, keys: list[SortKey]) -> list[SortKey]:
         result = []
@@ -652,9 +701,8 @@ class RecordRepository:
         payload = msgspec.json.encode([[k.field, k.descending] for k in sort] + [values])
         return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
-    def _after_cursor(
-        self, rt: EntityRuntime, sort: list[SortKey], cursor: str
-    ) -> tuple[str, list[Any]]:
+    def _decode_cursor(self, rt: EntityRuntime, sort: list[SortKey], cursor: str) -> list[Any]:
+        """The sort-key values a cursor holds, typed; 422 when it is not this list's cursor."""
         try:
             payload = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             decoded = msgspec.json.decode(payload)
@@ -673,26 +721,34 @@ class RecordRepository:
                     "cursor", "is not a cursor of this list (reuse next_cursor with the same sort)"
                 )
             ) from exc
+        return typed
+
+    def _after_cursor(
+        self, rt: EntityRuntime, sort: list[SortKey], typed: list[Any]
+    ) -> tuple[str, list[Any]]:
+        """A condition selecting the rows after the cursor's values (any number of keys)."""
         clauses = []
         params: list[Any] = []
         for position, key in enumerate(sort):
+            value = typed[position]
+            if value is None:
+                continue  # nothing sorts after NULL by this key; a later key decides
             parts = []
-            for earlier, value in zip(sort[:position], typed[:position], strict=True):
-                if value is None:
+            clause_params = []
+            for earlier, earlier_value in zip(sort[:position], typed[:position], strict=True):
+                if earlier_value is None:
                     parts.append(f"{_quote(earlier.field)} IS NULL")
                 else:
                     parts.append(f"{_quote(earlier.field)} = {{}}")
-                    params.append(rt.to_db(earlier.field, value))
-            value = typed[position]
-            if value is None:
-                continue  # nothing sorts after NULL except by a later key
+                    clause_params.append(rt.to_db(earlier.field, earlier_value))
             op = "<" if key.descending else ">"
             if key.field == "id":
                 parts.append(f"{_quote(key.field)} {op} {{}}")
             else:
                 parts.append(f"({_quote(key.field)} {op} {{}} OR {_quote(key.field)} IS NULL)")
-            params.append(rt.to_db(key.field, value))
+            clause_params.append(rt.to_db(key.field, value))
             clauses.append("(" + " AND ".join(parts) + ")")
+            params.extend(clause_params)
         return ("(" + " OR ".join(clauses) + ")" if clauses else "1 = 0"), params
 
     async def _count(
