@@ -158,28 +158,39 @@ async def list_customers(
     """A page of customers in id or city order, keyset-paginated, with a capped total."""
     if not 1 <= limit <= 1000:
         raise ValidationException("limit must be from 1 to 1000")
-    where, params = "", []
+    db: aiosqlite.Connection = state.db
     if sort == "id":
-        order = "id ASC"
-        if cursor:
-            where, params = " WHERE id > ?", [int(cursor)]
+        where, params = (" WHERE id > ?", [int(cursor)]) if cursor else ("", [])
+        rows = list(
+            await db.execute_fetchall(
+                f"{_SELECT}{where} ORDER BY id ASC LIMIT ?", [*params, limit + 1]
+            )
+        )
     elif sort == "city":
-        order = "city ASC NULLS LAST, id ASC"
-        if cursor:
-            city, after = _decode_cursor(cursor)
-            if city is None:
-                where, params = " WHERE (city IS NULL AND id > ?)", [after]
-            else:
-                where = " WHERE ((city > ? OR city IS NULL) OR (city = ? AND id > ?))"
+        # the non-NULL cities by an index range, then the NULL tail only if the page reaches it
+        city, after = _decode_cursor(cursor) if cursor else (None, None)
+        rows = []
+        if cursor is None or city is not None:
+            where, params = " WHERE city IS NOT NULL", []
+            if cursor is not None:
+                where += " AND city >= ? AND (city > ? OR id > ?)"
                 params = [city, city, after]
+            rows = list(
+                await db.execute_fetchall(
+                    f"{_SELECT}{where} ORDER BY city ASC, id ASC LIMIT ?", [*params, limit + 1]
+                )
+            )
+        if len(rows) < limit + 1:
+            where, params = " WHERE city IS NULL", []
+            if cursor is not None and city is None:
+                where, params = " WHERE city IS NULL AND id > ?", [after]
+            rows.extend(
+                await db.execute_fetchall(
+                    f"{_SELECT}{where} ORDER BY id ASC LIMIT ?", [*params, limit + 1 - len(rows)]
+                )
+            )
     else:
         raise ValidationException("sort must be id or city")
-    db: aiosqlite.Connection = state.db
-    rows = list(
-        await db.execute_fetchall(
-            f"{_SELECT}{where} ORDER BY {order} LIMIT ?", [*params, limit + 1]
-        )
-    )
     total = (await db.execute_fetchall(_COUNT))[0][0]  # type: ignore[index]
     next_cursor = None
     if len(rows) > limit:
