@@ -159,6 +159,8 @@ async def list_customers(
     if not 1 <= limit <= 1000:
         raise ValidationException("limit must be from 1 to 1000")
     db: aiosqlite.Connection = state.db
+    params: list[Any]
+    rows: list[Any]
     if sort == "id":
         where, params = (" WHERE id > ?", [int(cursor)]) if cursor else ("", [])
         rows = list(
