@@ -58,7 +58,9 @@ class FieldType:
     """Base class of every field type.
 
     Subclasses set the class attributes and may override :meth:`input_type`,
-    :meth:`check_options`, :meth:`validate`, :meth:`to_db` and :meth:`from_db`.
+    :meth:`check_options`, :meth:`validate`, :meth:`to_db`, :meth:`from_db`
+    (or :meth:`reader`), :meth:`parse_cell`, :meth:`format_cell` and
+    :meth:`filter_operators`.
     One instance serves every field of that type.
     """
 
@@ -90,6 +92,28 @@ class FieldType:
     def validate(self, field: FieldDef, value: Any) -> str | None:
         """Check a decoded, non-null value; return the reason it is bad, or ``None``."""
         return None
+
+    def parse_cell(self, field: FieldDef, cell: Any, timezone: dt.tzinfo) -> Any:
+        """The JSON input value of an imported CSV/XLSX cell (raise ``CellError`` with why).
+
+        The result is then validated like API input. ``timezone`` is the site's,
+        for date-times written without an offset.
+        """
+        from jimu.fields.cells import parse_cell
+
+        return parse_cell(self.storage, cell, timezone)
+
+    def format_cell(self, field: FieldDef, value: Any, timezone: dt.tzinfo) -> Any:
+        """The cell an API value becomes in a CSV/XLSX export."""
+        from jimu.fields.cells import format_cell
+
+        return format_cell(self.storage, value, timezone)
+
+    def filter_operators(self, field: FieldDef) -> tuple[str, ...]:
+        """The JsonLogic operators a filter UI offers for this field."""
+        from jimu.fields.cells import FILTER_OPERATORS
+
+        return FILTER_OPERATORS[self.storage]
 
     def to_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
         """Convert a validated Python value into the value bound as a query parameter."""
