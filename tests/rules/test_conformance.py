@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,15 @@ def test_json_equal_follows_json_not_python() -> None:
     assert json_equal([1, {"a": 2.0}], [1.0, {"a": 2}])
     assert not json_equal({"a": 1}, {"a": 1, "b": 2})
     assert not json_equal("1", 1)
+
+
+def test_a_missing_suite_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="suite is missing"):
+        _suite_missing()
+    monkeypatch.setattr(module, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="suite is missing"):
+        _suite_missing()

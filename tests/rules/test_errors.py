@@ -80,7 +80,12 @@ def test_bad_arguments_fail_at_compile_time(rule: Any, path: str, words: str) ->
 @pytest.mark.parametrize(
     ("rule", "data", "error", "path"),
     [
-        ({"and": [True, {">": [{"+": [{"var": "a"}, 1]}, 2]}]}, {"a": "x"}, NaNError, "and[1].>[0]"),
+        (
+            {"and": [True, {">": [{"+": [{"var": "a"}, 1]}, 2]}]},
+            {"a": "x"},
+            NaNError,
+            "and[1].>[0]",
+        ),
         ({"if": [True, {"/": [1, {"var": "z"}]}]}, {"z": 0}, NaNError, "if[1]"),
         ({"map": [[1, 2], {"*": [{"var": ""}, "two"]}]}, None, NaNError, "map[1]"),
         ({"all": [{"var": "xs"}, True]}, {}, InvalidArgumentsError, ""),

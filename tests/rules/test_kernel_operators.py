@@ -42,9 +42,15 @@ def test_now_and_today_come_from_the_registry_clock(registry: OperatorRegistry) 
         ({"add_months": ["2024-03-31", -1]}, date(2024, 2, 29)),
         ({"add_months": ["2024-11-15", 3]}, date(2025, 2, 15)),
         ({"add_years": ["2024-02-29", 1]}, date(2025, 2, 28)),
-        ({"add_hours": ["2024-05-15T23:00:00+08:00", 2]}, datetime(2024, 5, 16, 1, 0, tzinfo=SHANGHAI)),
+        (
+            {"add_hours": ["2024-05-15T23:00:00+08:00", 2]},
+            datetime(2024, 5, 16, 1, 0, tzinfo=SHANGHAI),
+        ),
         ({"add_minutes": [{"now": []}, -45]}, datetime(2024, 5, 15, 8, 45, tzinfo=SHANGHAI)),
-        ({"add_days": ["2024-05-15T23:30:00+08:00", 1]}, datetime(2024, 5, 16, 23, 30, tzinfo=SHANGHAI)),
+        (
+            {"add_days": ["2024-05-15T23:30:00+08:00", 1]},
+            datetime(2024, 5, 16, 23, 30, tzinfo=SHANGHAI),
+        ),
         ({"to_date": "2024-05-15T20:00:00Z"}, date(2024, 5, 16)),
         ({"diff_days": ["2024-05-01", {"today": []}]}, 14),
         ({"diff_days": [{"today": []}, "2024-05-01"]}, -14),
@@ -160,7 +166,11 @@ def test_regex_rejects_bad_patterns_clearly() -> None:
         ({"has_tag": "vip"}, {}, False),
         ({"has_tag": "vip"}, {"tags": "vip"}, False),
         ({"has_tag": [{"var": "customer.tags"}, "gold"]}, {"customer": {"tags": ["gold"]}}, True),
-        ({"some": [{"var": "friends"}, {"has_tag": "vip"}]}, {"friends": [{"tags": ["vip"]}]}, True),
+        (
+            {"some": [{"var": "friends"}, {"has_tag": "vip"}]},
+            {"friends": [{"tags": ["vip"]}]},
+            True,
+        ),
     ],
 )
 def test_has_tag(rule: Any, data: Any, expected: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,6 +99,13 @@ def test_compiled_rule_api() -> None:
     assert compiled() is False
     assert compiled.fields_read() == {"orders", "city"}
     assert "def _rule" in compiled.source
+
+
+def test_compiled_rules_are_not_picklable_but_their_rules_are() -> None:
+    compiled = rules.compile({"var": "a"})
+    with pytest.raises(TypeError, match="pickle the rule"):
+        pickle.dumps(compiled)
+    assert rules.compile(pickle.loads(pickle.dumps(compiled.rule))) is compiled
 
 
 def test_compiled_rules_are_cached_by_canonical_form() -> None:

@@ -127,6 +127,8 @@ SAME_AS_PYTHON: list[Any] = [
     {"==": [{"start_of_week": {"var": "birthday"}}, "2000-02-28"]},
     {"==": [{"start_of_month": {"var": "joined_at"}}, "2024-01-01"]},
     {"==": [{"start_of_day": {"var": "joined_at"}}, "2024-02-01"]},
+    {"==": [{"to_date": {"var": "joined_at"}}, "2024-05-15"]},
+    {"<": [{"to_date": {"var": "birthday"}}, "1995-01-01"]},
 ]
 
 
@@ -187,7 +189,9 @@ def test_injection_attempt_only_matches_its_own_row(
     registry: OperatorRegistry, sqlite_customers: SqliteCustomers
 ) -> None:
     sqlite_customers.replace_rows(ROWS)
-    fragment = registry.compile_sql({"==": [{"var": "city"}, "x' OR 1=1 --"]}, CustomerScope(), "sqlite")
+    fragment = registry.compile_sql(
+        {"==": [{"var": "city"}, "x' OR 1=1 --"]}, CustomerScope(), "sqlite"
+    )
     assert sqlite_customers.matching_ids(fragment) == {3}
 
 
@@ -280,3 +284,20 @@ def test_fragment_renders_through_piccolo() -> None:
         [3],
     )
     assert isinstance(rules.compile_sql, type(compile_sql))
+
+
+def test_unreachable_postgres_fails_under_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.rules import tables
+
+    async def refuse(database: str) -> Any:
+        raise OSError(f"connection to {database} refused")
+
+    monkeypatch.setattr(tables, "_connect", refuse)
+    monkeypatch.setattr(tables, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true requires it"):
+        next(tables.pg_customers())
+    monkeypatch.setattr(tables, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="not reachable"):
+        next(tables.pg_customers())

@@ -347,17 +347,6 @@ def _modifier(call: SqlCall, text: str) -> SqlValue:
     return call.param(text, "text")
 
 
-def _sqlite_local_minutes(call: SqlCall) -> int:
-    return call.fixed_offset_minutes()
-
-
-def _date_arg(call: SqlCall, index: int = 0) -> SqlValue:
-    arg = call.args[index]
-    if arg.type != "date":
-        call.fail(f"needs a date field here, not {arg.type}")
-    return arg
-
-
 def _datetime_arg(call: SqlCall, index: int = 0) -> SqlValue:
     arg = call.args[index]
     if arg.type != "datetime":
@@ -459,6 +448,12 @@ def _local_date(call: SqlCall, arg: SqlValue) -> tuple[str, tuple[Any, ...]]:
         return f"({arg.sql} AT TIME ZONE {zone.sql})::date", arg.params + zone.params
     offset = _modifier(call, f"{call.fixed_offset_minutes():+d} minutes")
     return f"date({arg.sql}, {offset.sql})", arg.params + offset.params
+
+
+def _sql_to_date(call: SqlCall) -> SqlValue:
+    arg = call.args[0]
+    day_sql, params = _local_date(call, arg)
+    return _value(day_sql, params, "date", arg)
 
 
 def _sql_diff_days(call: SqlCall) -> SqlValue:
@@ -705,7 +700,8 @@ def _build() -> list[Operator]:
     return [
         _ctx_op("now", now, None, 0, 0, "datetime", "The current time.", pure=False),
         _ctx_op("today", today, None, 0, 0, "date", "Today's date.", pure=False),
-        _ctx_op("to_date", to_date, None, 1, 1, "date", "A date from a datetime or text. " + _DATE),
+        _ctx_op("to_date", to_date, _sql_to_date, 1, 1, "date",
+                "A date from a datetime or text. " + _DATE),
         _ctx_op("add_days", add_days, _sql_add_days, 2, 2, "any", "Shift by days. " + _DATE),
         _ctx_op("add_months", add_months, _sql_add_months, 2, 2, "any", "Shift by months. " + _DATE),
         _ctx_op("add_years", add_years, _sql_add_years, 2, 2, "any", "Shift by years. " + _DATE),

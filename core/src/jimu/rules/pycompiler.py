@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -107,7 +107,7 @@ class CompiledRule(functools.partial[Any]):
     def __repr__(self) -> str:
         return f"CompiledRule({self.rule!r})"
 
-    def __reduce__(self) -> Any:  # pragma: no cover - compiled code is not picklable
+    def __reduce__(self) -> Any:
         raise TypeError("a CompiledRule cannot be pickled; pickle the rule and compile it again")
 
 
@@ -729,6 +729,8 @@ class _Compiler:
                     node, "(", native, " if type(", t, " := ", x, ") in _NF else ", fallback, ")",
                     kind="bool",
                 )  # fmt: skip
+            if tk is str and x.kind == "str" and op not in ("===", "!=="):
+                return self.emit(node, "(", x, f" {pyop} {kcode})", kind="bool")
             if tk is str:
                 day = _iso_date(kv)
                 if day is not None:
@@ -786,6 +788,13 @@ class _Compiler:
                     f") is str else _in({t}, {haystack.raw}))", kind="bool",
                 )  # fmt: skip
             return self.emit(call, "_in(", needle, f", {haystack.raw})", kind="bool")
+        if needle.is_const and type(needle.const) is str:
+            t = self.tmp()
+            k = needle.code
+            return self.emit(
+                call, f"({k} in {t} if type(", t, " := ", haystack, ") is str else True ",
+                f"if type({t}) is list and {k} in {t} else _in({k}, {t}))", kind="bool",
+            )  # fmt: skip
         return self.emit(call, "_in(", needle, ", ", haystack, ")", kind="bool")
 
     # ------------------------------------------------------------------ arithmetic
@@ -853,7 +862,52 @@ class _Compiler:
         )  # fmt: skip
 
     def cat(self, call: Call) -> _Expr:
-        return self.runtime_call(call, "_cat", "str")
+        if call.spread is not None or not call.args:
+            return self.runtime_call(call, "_cat", "str")
+        parts = [self.value(arg) for arg in call.args]
+        if all(p.is_const for p in parts):
+            return self.runtime_call(call, "_cat", "str")
+        names: list[str] = []
+        checks: list[str | _Expr] = []
+        for part in parts:
+            if part.is_const:
+                names.append(repr(js_str(part.const)))
+                continue
+            t = self.tmp()
+            names.append(t)
+            checks += [" & " if checks else "", "(type(", t, " := ", part, ") is str)"]
+        joined = " + ".join(names)
+        fallback = f"_cat({', '.join(names)})"
+        r = self.tmp()
+        limit = self.limits.max_string_length
+        fast = f"({r} if len({r} := {joined}) <= {limit} else {fallback})"
+        return self.emit(call, f"({fast} if ", *checks, f" else {fallback})", kind="str")
+
+    def substr(self, call: Call) -> _Expr:
+        args = call.args
+        bounds = [a.value for a in args[1:] if type(a) is Const]
+        exact = (
+            len(bounds) == len(args) - 1
+            and all(type(b) is int for b in bounds)
+            and (len(bounds) == 1 or (len(bounds) == 2 and bounds[0] >= 0))
+        )
+        if not exact or type(args[0]) is Const:
+            return self.function_call(call)
+        # JavaScript's substr equals Python slicing here: a negative start alone,
+        # or a non-negative start with any length.
+        start = bounds[0]
+        if len(bounds) == 1:
+            piece = f"[{start}:]"
+        else:
+            length = bounds[1]
+            piece = f"[{start}:{start + length if length >= 0 else length}]"
+        t = self.tmp()
+        fname = self.bind(call.operator.func, "_f")
+        rest = ", ".join(repr(b) for b in bounds)
+        return self.emit(
+            call, f"({t}{piece} if type(", t, " := ", self.value(args[0]),
+            f") is str else {fname}({t}, {rest}))", kind="str",
+        )  # fmt: skip
 
     def merge(self, call: Call) -> _Expr:
         return self.runtime_call(call, "_merge", "list")
@@ -984,13 +1038,17 @@ class _Compiler:
     def build(self, tree: Node) -> tuple[Callable[[Any], Any], str]:
         body = self.value(tree)
         filename = f"<jimu-rule-{next(_filenames)}>"
-        lines = ["def _rule(data=None):"]
+        # Records are dicts: the fast path reads keys with ``data.get``. Other data
+        # (lists, scalars, None) makes that raise; the rule then runs once more
+        # with a read-only view of the data (``_vroot``) for keyed lookups.
+        lines = ["def _rule(data=None, *, _vroot=None):"]
         if self.uses_budget:
             steps = self.limits.max_steps
             lines.append(f"    _B = [{steps}, {steps}]")
         root = self.top.levels[0]
         if root.needs_view:
-            lines.append("    _vroot = data if type(data) is dict else _view(data)")
+            lines.append("    if _vroot is None:")
+            lines.append("        _vroot = data")
         for block in self.top.defs:
             lines.extend("    " + line for line in block.splitlines())
         lines.append("    try:")
@@ -998,6 +1056,9 @@ class _Compiler:
         lines.append(body.code.rstrip("\n"))
         lines.append("        )")
         lines.append("    except Exception as _e:")
+        if root.needs_view:
+            lines.append("        if _vroot is data and not isinstance(data, _Mapping):")
+            lines.append("            return _rule(data, _vroot=_view(data))")
         lines.append("        raise _locate(_e)")
         source = "\n".join(lines) + "\n"
         line_paths: dict[int, str] = {}
@@ -1008,6 +1069,7 @@ class _Compiler:
         self.ns["_locate"] = ErrorLocator(filename, line_paths)
         self.ns["_clone"] = _clone
         self.ns["_date"] = date
+        self.ns["_Mapping"] = Mapping
         code = compile(source, filename, "exec")
         exec(code, self.ns)
         return self.ns["_rule"], source
@@ -1062,6 +1124,7 @@ _VALUE_HANDLERS: dict[str, Callable[[_Compiler, Call], _Expr]] = {
     "/": _Compiler.arithmetic,
     "%": _Compiler.arithmetic,
     "cat": _Compiler.cat,
+    "substr": _Compiler.substr,
     "merge": _Compiler.merge,
     "map": _Compiler.iterator,
     "filter": _Compiler.iterator,

@@ -26,8 +26,8 @@ from jimu.rules.values import (
     Semantics,
     add,
     describe,
-    fix_number,
     div,
+    fix_number,
     get_path,
     mod,
     mul,
@@ -350,6 +350,8 @@ class Runtime:
         return {
             "__builtins__": {},
             "Exception": Exception,
+            "isinstance": isinstance,
+            "len": len,
             "type": type,
             "int": int,
             "float": float,

@@ -125,13 +125,14 @@ class _SqlCompiler:
     def param(self, value: Any, type_: str) -> SqlValue:
         return sql_param(self.dialect, value, type_)
 
-    def materialize(self, node: Node, value: SqlValue, type_: str | None = None) -> SqlValue:
+    def materialize(self, node: Node, value: SqlValue) -> SqlValue:
+        """A literal as a parameter of its own type (other values as they are)."""
         if not value.is_const or value.sql:
             return value
         natural = _natural_type(value.const)
         if natural in ("array", "object"):
             self.fail(node, f"{describe(value.const)} has no SQL value here")
-        return self.param(value.const, type_ or natural)
+        return self.param(value.const, natural)
 
     def field(self, keys: tuple[str, ...] | list[str], node: Node) -> SqlValue:
         name = ".".join(keys)
@@ -630,11 +631,14 @@ class _SqlCompiler:
             self.fail(node, "missing_some needs [count, [keys...]]")
         need = to_number(values[0])
         keys = values[1]
-        if not keys:
-            return _bool(need > 0)
+        # Truthy when the missing list is returned and not empty: fewer than
+        # min(need, len(keys)) keys are present.
+        limit = min(need, len(keys))
+        if not keys or limit <= 0:
+            return _FALSE
         parts = [self.absent(node, key) for key in keys]
         counted = " + ".join(f"(CASE WHEN {p.sql} THEN 0 ELSE 1 END)" for p in parts)
-        threshold = self.number_param(need, "integer")
+        threshold = self.number_param(limit, "integer")
         return SqlValue(
             f"(({counted}) < {threshold.sql})",
             tuple(x for p in parts for x in p.params) + threshold.params,

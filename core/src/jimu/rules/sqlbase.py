@@ -89,9 +89,15 @@ class SqlValue:
     """An SQL expression with its parameters, value type and NULL behaviour.
 
     ``type`` is a field type, ``"float"`` (computed numbers) or ``"null"``.
-    ``nullable`` says whether it can be NULL; ``null_if`` lists the column
-    expressions whose NULL makes it NULL (None when that is not known).
+    ``nullable`` says whether it can be NULL. ``null_if`` lists expressions
+    (typically columns) such that the value is NULL (or, for a condition, NULL
+    or false) whenever one of them is NULL, and not NULL otherwise; None when
+    that is not known. The compiler uses it to keep conditions index-friendly
+    (``x = ? AND x IS NOT NULL`` instead of ``COALESCE(x = ?, FALSE)``).
     ``const`` is the Python value when the expression is a literal.
+
+    An operator's SQL form returns one of these; for a function that is NULL
+    exactly when an argument is, pass the argument's ``nullable``/``null_if`` on.
     """
 
     sql: str

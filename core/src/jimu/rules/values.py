@@ -561,8 +561,14 @@ class Semantics:
                 return False
             return js_str(needle) in haystack
         if t is list or t is tuple:
-            if type(needle) is str and needle in haystack:
-                return True
+            if type(needle) is str:
+                # A string is only ever strictly equal to a string, or to a date it spells.
+                if needle in haystack:
+                    return True
+                for item in haystack:
+                    if isinstance(item, date) and strict_equals(needle, item, self):
+                        return True
+                return False
             return any(strict_equals(needle, item, self) for item in haystack)
         return False
 
