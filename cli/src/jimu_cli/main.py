@@ -131,9 +131,9 @@ def serve(site_path: Path, host: str, port: int, workers: int) -> None:
 def _serve(site_path: Path, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    _load(site_path)  # fail early with a readable message
+    loaded = _load(site_path)  # fail early with a readable message
     os.environ["JIMU_SITE"] = str(site_path.resolve())
-    click.echo(f"Jimu site {site_path.resolve().name!r} at http://{host}:{port}/")
+    click.echo(f"Jimu site {loaded.config.name!r} at http://{host}:{port}/")
     click.echo(f"  API:     http://{host}:{port}/api/v1/meta/entities")
     click.echo(f"  OpenAPI: http://{host}:{port}/schema")
     sys.stdout.flush()

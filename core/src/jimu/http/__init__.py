@@ -13,6 +13,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 
+import jimu
 from jimu.http.api import api_router
 from jimu.http.openapi import openapi_document
 from jimu.http.problems import exception_handlers, problem
@@ -38,6 +39,20 @@ async def schema_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await schema.fn(request)  # type: ignore[no-any-return]
 
 
+@get("/", include_in_schema=False)
+async def index(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Where to go from the site's root: its API, its OpenAPI document, its entities."""
+    site: Site = request.app.state.site
+    return {
+        "site": site.config.name,
+        "jimu": jimu.__version__,
+        "entities": "/api/v1/meta/entities",
+        "records": {name: f"/api/v1/records/{name}" for name in sorted(site.entities)},
+        "openapi": "/schema",
+        "health": "/healthz",
+    }
+
+
 @get("/healthz", include_in_schema=False)
 async def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
     """Liveness: the site answers and its database is reachable."""
@@ -61,7 +76,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
     async def close_site() -> None:
         await loaded.close()
 
-    route_handlers: list[Any] = [api_router(), schema, schema_json, healthz]
+    route_handlers: list[Any] = [api_router(), index, schema, schema_json, healthz]
     route_handlers.extend(loaded.plugins.collect("jimu_routes", site=loaded))
     return Litestar(
         route_handlers=route_handlers,
