@@ -165,7 +165,7 @@ def test_jimu_serve_prints_url_and_answers(tmp_path: Path) -> None:
         assert "customer" in [e["name"] for e in response.json()["data"]]
         root = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()
         assert (
-            root["site"] == "served" and root["records"]["customer"] == "/api/v1/records/customer"
+            root["site"] == "demo" and root["records"]["customer"] == "/api/v1/records/customer"
         )
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
         records = httpx.get(
