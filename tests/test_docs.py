@@ -235,6 +235,33 @@ def test_jimu_rule_operators(site: Site) -> None:
         assert unknown.status_code == 422 and "tier_of" in unknown.text
 
 
+def test_jimu_forms(site: Site) -> None:
+    with site_client(site) as client:
+        view = client.get("/api/v1/public/forms/points_signup").json()
+        assert view["form"]["plugin"] == "points_ledger"
+        submit = "/api/v1/public/forms/points_signup/submit"
+        headers = {"X-Captcha-Token": "42"}
+        too_long = client.post(submit, json={"member": "x" * 21}, headers=headers)
+        assert too_long.status_code == 422
+        assert too_long.json()["errors"] == [{"field": "member", "reason": "最多 20 个字"}]
+        rich = client.post(submit, json={"member": "Zhao", "balance": 1000}, headers=headers)
+        assert rich.json()["errors"] == [
+            {"field": "balance", "reason": "is read-only on this form"}
+        ]
+        joined = client.post(submit, json={"member": "Zhao"}, headers=headers)
+        assert joined.status_code == 201 and joined.json()["message"] == "欢迎！"
+
+
+def test_jimu_verify_captcha(site: Site) -> None:
+    with site_client(site) as client:
+        submit = "/api/v1/public/forms/points_signup/submit"
+        wrong = client.post(submit, json={"member": "Qian"}, headers={"X-Captcha-Token": "41"})
+        assert wrong.status_code == 422
+        assert wrong.json()["errors"] == [
+            {"field": "captcha", "reason": "the captcha answer is missing or wrong"}
+        ]
+
+
 def test_jimu_routes(site: Site) -> None:
     with site_client(site) as client:
         for member, points in [("a", 5), ("b", 50), ("c", 20)]:

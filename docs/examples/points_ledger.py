@@ -19,9 +19,15 @@ from jimu_sdk import (
     EntityDef,
     FieldDef,
     FieldType,
+    FormDef,
+    FormField,
+    FormPage,
+    FormSection,
+    FormValidation,
     ListQuery,
     Operator,
     PluginInfo,
+    PublicForm,
     Site,
     SortKey,
     SqlCall,
@@ -159,6 +165,57 @@ def jimu_rule_operators() -> Sequence[Operator]:
             doc="The member tier of a points balance.",
         )
     ]
+
+
+# -- jimu_forms and jimu_verify_captcha -------------------------------------------
+
+#: The answer the example captcha accepts (a real plugin asks a captcha service).
+CAPTCHA_ANSWER = "42"
+
+
+@hookimpl
+def jimu_forms() -> Sequence[FormDef]:
+    """A public sign-up form for points accounts: members join from the shop's page."""
+    return [
+        FormDef(
+            name="points_signup",
+            entity="points_account",
+            label={"en": "Join the points club", "zh-CN": "加入积分会员"},
+            pages=[
+                FormPage(
+                    sections=[
+                        FormSection(
+                            fields=[
+                                FormField(
+                                    field="member",
+                                    label={"en": "Your name", "zh-CN": "姓名"},
+                                    validations=[
+                                        FormValidation(
+                                            rule={"<=": [{"length": {"var": "member"}}, 20]},
+                                            message={
+                                                "en": "at most 20 characters",
+                                                "zh-CN": "最多 20 个字",
+                                            },
+                                        )
+                                    ],
+                                ),
+                                FormField(field="balance", default=0, read_only=True),
+                            ]
+                        )
+                    ]
+                )
+            ],
+            public=PublicForm(
+                rate_limit=10, captcha=True, success_message={"en": "Welcome!", "zh-CN": "欢迎！"}
+            ),
+        )
+    ]
+
+
+@hookimpl
+def jimu_verify_captcha(token: str) -> bool | None:
+    """Accept the example's fixed answer."""
+    return token == CAPTCHA_ANSWER
 
 
 # -- record hooks ----------------------------------------------------------------

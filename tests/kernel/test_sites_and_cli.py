@@ -164,9 +164,7 @@ def test_jimu_serve_prints_url_and_answers(tmp_path: Path) -> None:
         assert response.status_code == 200
         assert "customer" in [e["name"] for e in response.json()["data"]]
         root = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()
-        assert (
-            root["site"] == "demo" and root["records"]["customer"] == "/api/v1/records/customer"
-        )
+        assert root["site"] == "demo" and root["records"]["customer"] == "/api/v1/records/customer"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
         records = httpx.get(
             f"http://127.0.0.1:{port}/api/v1/records/customer?limit=3", timeout=5

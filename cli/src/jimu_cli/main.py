@@ -388,3 +388,242 @@ def main() -> None:
         exc.show()
         sys.exit(1)
     cli()
+
+
+# -- import and export ---------------------------------------------------------
+
+
+def _site_and_rest(args: tuple[str, ...], site_path: Path, names: str) -> tuple[Path, list[str]]:
+    """``[SITE] A B``: the site (positional, else --site) and the two other arguments."""
+    if len(args) == 3:
+        return Path(args[0]), list(args[1:])
+    if len(args) == 2:
+        return site_path, list(args)
+    raise click.UsageError(f"give [SITE] {names}")
+
+
+def _import_mapping(value: str | None) -> dict[str, Any]:
+    """``--mapping``: a JSON file of header -> field, or the name of a saved mapping."""
+    if not value:
+        return {}
+    path = Path(value)
+    if path.suffix.lower() == ".json" or path.is_file():
+        try:
+            return {"mapping": json.loads(path.read_text(encoding="utf-8-sig"))}
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(f"cannot read {value}: {exc}", param_hint="--mapping") from exc
+    return {"mapping": value}
+
+
+@cli.command("import", context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, required=True, metavar="[SITE] ENTITY FILE")
+@_site_option
+@click.option(
+    "--mode",
+    type=click.Choice(["insert", "update", "upsert"]),
+    default="insert",
+    show_default=True,
+    help="Add new records, update existing ones found by --key, or both.",
+)
+@click.option("--key", help="The field that finds existing records (update, upsert); default id.")
+@click.option(
+    "--mapping",
+    metavar="FILE|NAME",
+    help="A JSON file of column header -> field (null skips a column), or a saved mapping's name.",
+)
+@click.option("--save-mapping", metavar="NAME", help="Save the column mapping under NAME.")
+@click.option("--dry-run", is_flag=True, help="Check everything and report; write nothing.")
+@click.option("--valid-rows", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option("--clear-blanks", is_flag=True, help="In updates, blank cells clear their field.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the error report (CSV) to this file.",
+)
+@click.option("--sheet", help="The sheet of a workbook to read (name or number; default: first).")
+@click.option("--header-row", type=int, help="The row holding the column headers (default: found).")
+@click.option("--encoding", help="The CSV file's encoding (default: detected).")
+@click.option("--delimiter", help="The CSV delimiter (default: detected).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "xlsx", "xls", "ods"]),
+    help="Default: from the file name.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def import_command(
+    args: tuple[str, ...],
+    site_path: Path,
+    mode: str,
+    key: str | None,
+    mapping: str | None,
+    save_mapping: str | None,
+    dry_run: bool,
+    valid_rows: bool,
+    clear_blanks: bool,
+    report_path: Path | None,
+    sheet: str | None,
+    header_row: int | None,
+    encoding: str | None,
+    delimiter: str | None,
+    file_format: str | None,
+    as_json: bool,
+) -> None:
+    """Import a CSV or Excel FILE into ENTITY of a site (SITE, else --site).
+
+    Columns are matched to fields by name or label (Chinese labels too). By
+    default one bad row means nothing is imported; the errors name the row and
+    column as the file shows them.
+    """
+    from jimu.io import ImportOptions, Source, import_file, report_csv
+
+    site_folder, (entity, file_name) = _site_and_rest(args, site_path, "ENTITY FILE")
+    path = Path(file_name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from exc
+    params: dict[str, Any] = {
+        "mode": mode,
+        "key": key,
+        "save_mapping": save_mapping,
+        "dry_run": dry_run,
+        "valid_rows": valid_rows,
+        "clear_blanks": clear_blanks,
+        "sheet": sheet,
+        "header_row": header_row,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "format": file_format,
+        **_import_mapping(mapping),
+    }
+    loaded = _load(site_folder)
+    bar: Any = None
+    shown = [0]
+
+    def progress(update: Any) -> None:
+        nonlocal bar
+        if not sys.stderr.isatty() or update.phase != "importing":
+            return
+        if bar is None:
+            bar = click.progressbar(
+                length=max(update.total or 0, 1), label=f"Importing {path.name}", file=sys.stderr
+            )
+            bar.__enter__()
+        if update.total and update.total != bar.length:
+            bar.length = update.total
+        bar.update(update.processed - shown[0])
+        shown[0] = update.processed
+
+    async def work() -> Any:
+        async with loaded:
+            options = ImportOptions.from_params({k: v for k, v in params.items() if v is not None})
+            return await import_file(
+                loaded, entity, Source(data, path.name), options, progress=progress
+            )
+
+    try:
+        outcome = _run(work())
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if report_path is not None:
+        report_path.write_bytes(report_csv(outcome.errors, loaded.config.locale))
+    if as_json:
+        click.echo(
+            json.dumps(
+                outcome.summary(errors=len(outcome.errors)),
+                ensure_ascii=False,
+                indent=2,
+                default=str,
+            )
+        )
+    else:
+        for problem in outcome.errors[:20]:
+            where = problem["column"] or "-"
+            if problem["field"] and problem["field"] != problem["column"]:
+                where += f" ({problem['field']})"
+            click.echo(f"  row {problem['row']}, {where}: {problem['reason']}", err=True)
+        if len(outcome.errors) > 20:
+            click.echo(f"  ... and {len(outcome.errors) - 20} more", err=True)
+        if outcome.errors:
+            click.echo(
+                f"Error report: {report_path}"
+                if report_path
+                else "Add --report FILE to get every error as a CSV file.",
+                err=True,
+            )
+    if outcome.status == "failed":
+        raise click.ClickException(outcome.detail)
+    if not as_json:
+        prefix = "Dry run: " if dry_run else ""
+        click.echo(
+            f"{prefix}{outcome.detail[0].upper()}{outcome.detail[1:]} into {entity} from {path.name} ({outcome.seconds:.1f} s)"
+        )
+
+
+@cli.command("export")
+@click.argument("args", nargs=-1, required=True, metavar="[SITE] ENTITY OUTPUT")
+@_site_option
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "xlsx"]),
+    help="Default: from OUTPUT's name (csv for '-', standard output).",
+)
+@click.option(
+    "--filter", "filter_json", metavar="JSON", help="A JsonLogic rule, as for the list API."
+)
+@click.option("--sort", help="Comma-separated fields; -name sorts descending.")
+@click.option("--fields", help="Comma-separated fields to export (default: id and every field).")
+@click.option(
+    "--header",
+    type=click.Choice(["label", "name"]),
+    default="label",
+    show_default=True,
+    help="Column headers: the fields' labels in the site's locale, or their names.",
+)
+def export_command(
+    args: tuple[str, ...],
+    site_path: Path,
+    file_format: str | None,
+    filter_json: str | None,
+    sort: str | None,
+    fields: str | None,
+    header: str,
+) -> None:
+    """Export the records of ENTITY (filtered, sorted) to OUTPUT, a CSV or XLSX file ('-': stdout)."""
+    from jimu.io import ExportOptions, export_records, open_export
+    from jimu.store.records import SortKey
+
+    site_folder, (entity, output) = _site_and_rest(args, site_path, "ENTITY OUTPUT")
+    chosen = file_format or ("xlsx" if output.lower().endswith((".xlsx", ".xlsm")) else "csv")
+    rule = None
+    if filter_json:
+        try:
+            rule = json.loads(filter_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
+    options = ExportOptions(
+        format=chosen,
+        filter=rule,
+        sort=[SortKey.parse(key) for key in (sort or "").split(",") if key.strip()],
+        fields=[name.strip() for name in fields.split(",") if name.strip()] if fields else None,
+        header=header,
+    )
+    loaded = _load(site_folder)
+
+    async def work() -> int:
+        async with loaded:
+            export = await open_export(loaded, entity, options)
+            if output == "-":
+                async for piece in export.content:
+                    sys.stdout.buffer.write(piece)
+                sys.stdout.buffer.flush()
+                return export.rows()
+            return await export_records(loaded, entity, options, Path(output))
+
+    count = _run(work())
+    if output != "-":
+        click.echo(f"Exported {count} {entity} records to {output}")

@@ -245,6 +245,18 @@ def jimu_after_delete(site: Site, entity: EntityDef, record: Record) -> None:
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def jimu_verify_captcha(site: Site, form: Any, token: str, client: str) -> bool | None:
+    """Verify the captcha answer sent with an anonymous form submission.
+
+    Called when a public form with ``captcha`` enabled is submitted; ``token``
+    is the ``X-Captcha-Token`` header, ``client`` the submitter's address.
+    Return ``True`` (solved), ``False`` (refused) or ``None`` (not this
+    plugin's captcha). The first non-``None`` result wins. May be async.
+    """
+    raise NotImplementedError
+
+
 # --------------------------------------------------------------------------
 # Permissions
 # --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ event loop that will use it.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,9 @@ import msgspec
 import tomli_w
 
 from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
+from jimu.forms import CompiledForm, compile_form
 from jimu.meta import EntityDef, FieldDef, MetadataError
+from jimu.meta.forms import FORM_NAME_PATTERN, FormDef
 from jimu.plugins import PluginManager, available_plugins, load_plugins
 from jimu.rules import Operator, OperatorRegistry, default_registry
 from jimu.store import schema
@@ -151,6 +154,11 @@ class Site:
         self.pending = SchemaPlan()
         self._dropped: set[str] = set()
         self.model_version = 0
+        #: Compiled forms by name (plugin forms, with the site's own on top).
+        self.forms: dict[str, CompiledForm] = {}
+        #: Forms that no longer fit their entity (a field was removed), with why.
+        self.broken_forms: dict[str, str] = {}
+        self._default_forms: dict[str, str] = {}
 
     def _load_plugins(self, enabled: Iterable[str]) -> PluginManager:
         manager = load_plugins(enabled, available=self._sources, env=self._env)
@@ -302,11 +310,12 @@ class Site:
                         f"(known: {', '.join(self.plugins.field_types.names())})",
                     )
                 field_type.check_options(definition, f"fields[{position}]")
+                field_type.check_in_entity(definition, entity, f"fields[{position}]", self.rules)
                 if definition.default is not None:
                     reason = default_problem(field_type, definition)
                     if reason:
                         raise MetadataError(f"fields[{position}].default", reason)
-                if field_type.storage == "link":
+                if field_type.storage_for(definition) == "link":
                     target = definition.options["target"]
                     if (
                         target not in self.entities
@@ -352,6 +361,7 @@ class Site:
                 entity, live, self.plugins.field_types, self.db.dialect
             )
         self._runtimes = runtimes
+        await self._build_forms()
         self.pending = SchemaPlan([*blocked, *plan.destructive])
         self.model_version += 1
         return self.pending
@@ -363,6 +373,91 @@ class Site:
         async with self.db.transaction():
             await self.meta.save_entity(definition, plugin=plugin, summary=summary, deleted=deleted)
             await self.sync(strict=True)
+
+    # -- forms ------------------------------------------------------------
+
+    def _compile_form(self, form: FormDef) -> CompiledForm:
+        runtime = self._runtimes.get(form.entity)
+        if runtime is None:
+            raise MetadataError("entity", f"unknown entity {form.entity!r}")
+        return compile_form(form, runtime.entity, self.rules)
+
+    async def _build_forms(self) -> None:
+        declared: dict[str, FormDef] = {}
+        for owner, form in self.plugins.collect_owned("jimu_forms"):
+            if not isinstance(form, FormDef):
+                raise PluginError(f"plugin {owner!r}: jimu_forms returned {form!r}, not a FormDef")
+            if form.name in declared:
+                raise PluginError(f"form {form.name!r} is declared by two plugins")
+            declared[form.name] = msgspec.structs.replace(form, plugin=owner)
+        declared.update(await self.meta.forms())  # the site's own, over a plugin's of the same name
+        forms: dict[str, CompiledForm] = {}
+        broken: dict[str, str] = {}
+        defaults: dict[str, str] = {}
+        for name, form in sorted(declared.items()):
+            try:
+                forms[name] = self._compile_form(form)
+            except MetadataError as exc:
+                if form.plugin is not None and form.entity in self._runtimes:
+                    raise PluginError(f"plugin {form.plugin!r}: form {name!r}: {exc}") from exc
+                broken[name] = str(exc)  # its entity changed under it; the form waits to be fixed
+                log.warning("site %s: form %s is broken: %s", self.config.name, name, exc)
+                continue
+            if form.default:
+                defaults.setdefault(form.entity, name)
+        self.forms, self.broken_forms, self._default_forms = forms, broken, defaults
+
+    def form_for(self, entity: str, name: str | None) -> CompiledForm | None:
+        """The form whose rules apply to a write: the named one, else the entity's default."""
+        if name is None:
+            default = self._default_forms.get(entity)
+            return self.forms[default] if default else None
+        form = self.forms.get(name)
+        if form is None:
+            if name in self.broken_forms:
+                raise Conflict(
+                    f"form {name!r} no longer fits its entity: {self.broken_forms[name]}"
+                )
+            raise NotFound(f"no form named {name!r}")
+        if form.definition.entity != entity:
+            raise ValidationFailed.field(
+                "form", f"form {name!r} is for {form.definition.entity!r}, not {entity!r}"
+            )
+        return form
+
+    async def save_form(self, form: FormDef) -> CompiledForm:
+        """Create or replace one of the site's forms, after checking it against its entity."""
+        if form.plugin is not None:
+            raise ValidationFailed.field(
+                "plugin", "forms saved by the site belong to the site; leave plugin out"
+            )
+        if not re.fullmatch(FORM_NAME_PATTERN, form.name):
+            raise ValidationFailed.field("name", f"{form.name!r} is not a valid form name")
+        try:
+            compiled = self._compile_form(form)
+        except MetadataError as exc:
+            raise ValidationFailed(FieldProblem(exc.path, exc.reason)) from exc
+        other_default = self._default_forms.get(form.entity)
+        if form.default and other_default not in (None, form.name):
+            raise Conflict(f"entity {form.entity!r} already has a default form, {other_default!r}")
+        await self.meta.save_form(form)
+        await self._build_forms()
+        self.model_version += 1
+        return compiled
+
+    async def delete_form(self, name: str) -> None:
+        """Delete one of the site's forms (a plugin's form reappears if the site had replaced it)."""
+        stored = await self.meta.forms()
+        if name not in stored:
+            if name in self.forms:
+                raise ValidationFailed.field(
+                    "name",
+                    f"form {name!r} belongs to plugin {self.forms[name].definition.plugin!r}",
+                )
+            raise NotFound(f"no form named {name!r}")
+        await self.meta.delete_form(name)
+        await self._build_forms()
+        self.model_version += 1
 
     def runtime(self, name: str) -> EntityRuntime:
         """The runtime of entity ``name``; :class:`NotFound` when there is none."""

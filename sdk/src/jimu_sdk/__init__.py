@@ -19,6 +19,7 @@ from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationF
 from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
+from jimu.meta.forms import FormDef, FormField, FormPage, FormSection, FormValidation, PublicForm
 from jimu.rules import Operator, OperatorContext, RuleError, SqlCall, SqlValue
 from jimu.site import Site
 from jimu.store.records import ListQuery, Page, SortKey
@@ -30,6 +31,11 @@ __all__ = [
     "FieldDef",
     "FieldProblem",
     "FieldType",
+    "FormDef",
+    "FormField",
+    "FormPage",
+    "FormSection",
+    "FormValidation",
     "IndexDef",
     "JimuError",
     "ListQuery",
@@ -38,6 +44,7 @@ __all__ = [
     "OperatorContext",
     "Page",
     "PluginInfo",
+    "PublicForm",
     "RuleError",
     "Site",
     "SortKey",

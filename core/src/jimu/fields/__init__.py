@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from jimu.meta import FieldDef, MetadataError, Translatable
 
-__all__ = ["STORAGE_KINDS", "Dialect", "FieldType", "FieldTypeRegistry", "Storage"]
+__all__ = ["STORAGE_KINDS", "Dialect", "FieldType", "FieldTypeRegistry", "Storage", "WriteContext"]
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -54,14 +55,34 @@ def _utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
 
 
+@dataclass
+class WriteContext:
+    """What :meth:`FieldType.fill` knows about the write it takes part in."""
+
+    #: The site (its ``db``, ``rules`` and ``config``).
+    site: Any
+    #: The entity's definition.
+    entity: Any
+    #: The record as it will be stored (the stored record plus the changes, for an update).
+    record: dict[str, Any]
+    #: The stored record before an update; ``None`` for a new record.
+    before: Mapping[str, Any] | None
+    #: The write's moment, in UTC.
+    now: dt.datetime
+
+
 class FieldType:
     """Base class of every field type.
 
     Subclasses set the class attributes and may override :meth:`input_type`,
-    :meth:`check_options`, :meth:`validate`, :meth:`to_db`, :meth:`from_db`
-    (or :meth:`reader`), :meth:`parse_cell`, :meth:`format_cell` and
-    :meth:`filter_operators`.
+    :meth:`check_options`, :meth:`validate`, :meth:`normalize`, :meth:`to_db`,
+    :meth:`from_db` (or :meth:`reader`), :meth:`parse_cell`, :meth:`format_cell`
+    and :meth:`filter_operators`.
     One instance serves every field of that type.
+
+    A value goes through them in this order: decoded into :meth:`input_type`,
+    checked by :meth:`validate`, put in canonical form by :meth:`normalize`
+    (a phone number in E.164, sanitised HTML), then bound by :meth:`to_db`.
     """
 
     #: Registry name used in :attr:`FieldDef.type`, e.g. ``"email"``.
@@ -74,10 +95,37 @@ class FieldType:
     label: ClassVar[Translatable] = ""
     #: Options this type understands; anything else in ``FieldDef.options`` is refused.
     allowed_options: ClassVar[frozenset[str]] = frozenset()
+    #: False when the kernel computes the value (:meth:`fill`): input may not set it.
+    writable: ClassVar[bool] = True
+    #: False when the value never leaves the database: not returned, exported, filtered or sorted on.
+    readable: ClassVar[bool] = True
+
+    def storage_for(self, field: FieldDef) -> Storage:
+        """The storage kind of ``field`` (a formula's depends on what it returns)."""
+        return self.storage
+
+    def check_in_entity(self, field: FieldDef, entity: Any, path: str, rules: Any) -> None:
+        """Check ``field`` against the rest of its entity (the fields a formula reads...).
+
+        ``entity`` is the :class:`~jimu.meta.EntityDef`, ``rules`` the site's
+        rule registry. Raise :class:`MetadataError` naming ``path``.
+        """
+
+    def fills_on_update(self, field: FieldDef) -> bool:
+        """Whether :meth:`fill` runs again when the record is updated (formulas, modified-at)."""
+        return False
+
+    async def fill(self, field: FieldDef, context: WriteContext) -> Any:
+        """The value of a non-writable field for a record being written.
+
+        Called inside the write's transaction, after the before-hooks, with the
+        record as it will be stored in ``context.record``.
+        """
+        raise NotImplementedError(f"field type {self.name!r} is not writable but has no fill()")
 
     def input_type(self, field: FieldDef) -> Any:
         """The msgspec type a JSON input value for ``field`` must decode into."""
-        return _PYTHON_TYPES[self.storage]
+        return _PYTHON_TYPES[self.storage_for(field)]
 
     def check_options(self, field: FieldDef, path: str) -> None:
         """Raise :class:`MetadataError` when ``field.options`` do not suit this type."""
@@ -93,6 +141,18 @@ class FieldType:
         """Check a decoded, non-null value; return the reason it is bad, or ``None``."""
         return None
 
+    def normalize(self, field: FieldDef, value: Any) -> Any:
+        """The canonical form of a decoded, validated, non-null value (default: as given).
+
+        Called right after :meth:`validate` accepted ``value``; what it returns
+        is what the record stores and what hooks and the API see. It must be
+        idempotent (``normalize(normalize(v)) == normalize(v)``) and return a
+        value :meth:`input_type` and :meth:`validate` accept again, because a
+        value may be normalised more than once (after a before-hook, or by a
+        type's :meth:`to_db` as a safety net).
+        """
+        return value
+
     def parse_cell(self, field: FieldDef, cell: Any, timezone: dt.tzinfo) -> Any:
         """The JSON input value of an imported CSV/XLSX cell (raise ``CellError`` with why).
 
@@ -101,34 +161,35 @@ class FieldType:
         """
         from jimu.fields.cells import parse_cell
 
-        return parse_cell(self.storage, cell, timezone)
+        return parse_cell(self.storage_for(field), cell, timezone)
 
     def format_cell(self, field: FieldDef, value: Any, timezone: dt.tzinfo) -> Any:
         """The cell an API value becomes in a CSV/XLSX export."""
         from jimu.fields.cells import format_cell
 
-        return format_cell(self.storage, value, timezone)
+        return format_cell(self.storage_for(field), value, timezone)
 
     def filter_operators(self, field: FieldDef) -> tuple[str, ...]:
         """The JsonLogic operators a filter UI offers for this field."""
         from jimu.fields.cells import FILTER_OPERATORS
 
-        return FILTER_OPERATORS[self.storage]
+        return FILTER_OPERATORS[self.storage_for(field)]
 
     def to_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
         """Convert a validated Python value into the value bound as a query parameter."""
         if value is None:
             return None
+        storage = self.storage_for(field)
         if dialect == "sqlite":
-            if self.storage == "decimal":
+            if storage == "decimal":
                 return str(value)
-            if self.storage == "datetime":
+            if storage == "datetime":
                 return _utc_text(value)
-            if self.storage == "date":
+            if storage == "date":
                 return value.isoformat()
-            if self.storage == "boolean":
+            if storage == "boolean":
                 return 1 if value else 0
-        if self.storage == "json":
+        if storage == "json":
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return value
 
@@ -141,7 +202,7 @@ class FieldType:
         """
         if type(self).from_db is not FieldType.from_db:
             return functools.partial(self.from_db, field, dialect=dialect)
-        return _READERS[dialect].get(self.storage)
+        return _READERS[dialect].get(self.storage_for(field))
 
     def from_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
         """Convert a value read from the database into the Python value of the API."""

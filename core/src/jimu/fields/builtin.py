@@ -1,7 +1,12 @@
 """The kernel's built-in field types, registered as a plugin like any other.
 
-This is the foundation set (text, numbers, dates, choices, JSON, links); the
-field-types issue grows it to the full catalogue.
+The foundation set (text, numbers, dates, choices, JSON, links) lives here;
+the rest of the catalogue in the modules next to it: :mod:`~jimu.fields.text`
+(rich text, colour, barcode), :mod:`~jimu.fields.numbers` (currency, percent,
+rating), :mod:`~jimu.fields.times` (time, duration), :mod:`~jimu.fields.contact`
+(phone), :mod:`~jimu.fields.choices` (multi select, tags), :mod:`~jimu.fields.geo`
+(geolocation) and :mod:`~jimu.fields.china` (region). The plugin also adds the
+rule operators those types filter with (``in_region``, ``geo_within``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,23 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from jimu.fields import Dialect, FieldType, Storage
+from jimu.fields.china import IN_REGION, RegionType
+from jimu.fields.choices import MultiSelectType, TagsType
+from jimu.fields.computed import (
+    AutoNumberType,
+    CreatedTimeType,
+    FormulaType,
+    ModifiedTimeType,
+    PasswordType,
+)
+from jimu.fields.contact import PhoneType
+from jimu.fields.geo import GEO_WITHIN, GeolocationType
+from jimu.fields.numbers import CurrencyType, PercentType, RatingType
+from jimu.fields.text import BarcodeType, ColorType, RichTextType
+from jimu.fields.times import DurationType, TimeType
 from jimu.hookspecs import hookimpl
 from jimu.meta import FieldDef, MetadataError, PluginInfo, Translatable
+from jimu.rules import Operator
 
 PLUGIN = PluginInfo(
     name="jimu.fields",
@@ -253,6 +273,24 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
     SelectType,
     JsonType,
     LinkType,
+    RichTextType,
+    CurrencyType,
+    PercentType,
+    TimeType,
+    DurationType,
+    PhoneType,
+    MultiSelectType,
+    TagsType,
+    RatingType,
+    ColorType,
+    BarcodeType,
+    GeolocationType,
+    RegionType,
+    FormulaType,
+    AutoNumberType,
+    CreatedTimeType,
+    ModifiedTimeType,
+    PasswordType,
 )
 
 
@@ -260,3 +298,9 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
 def jimu_field_types() -> Sequence[FieldType]:
     """Register the kernel's field types."""
     return [field_type() for field_type in BUILTIN_FIELD_TYPES]
+
+
+@hookimpl
+def jimu_rule_operators() -> Sequence[Operator]:
+    """The operators that filter by region (``in_region``) and by map box (``geo_within``)."""
+    return [IN_REGION, GEO_WITHIN]

@@ -15,6 +15,8 @@ from litestar.datastructures import State
 
 import jimu
 from jimu.http.api import api_router
+from jimu.http.forms import RateLimiter, forms_router
+from jimu.http.io import io_router
 from jimu.http.openapi import openapi_document
 from jimu.http.problems import exception_handlers, problem
 from jimu.site import Site
@@ -76,14 +78,22 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
     async def close_site() -> None:
         await loaded.close()
 
-    route_handlers: list[Any] = [api_router(), index, schema, schema_json, healthz]
+    route_handlers: list[Any] = [
+        api_router(),
+        io_router(),
+        forms_router(),
+        index,
+        schema,
+        schema_json,
+        healthz,
+    ]
     route_handlers.extend(loaded.plugins.collect("jimu_routes", site=loaded))
     return Litestar(
         route_handlers=route_handlers,
         on_startup=[open_site],
         on_shutdown=[close_site],
         exception_handlers=handlers,
-        state=State({"site": loaded, "openapi_cache": {}}),
+        state=State({"site": loaded, "openapi_cache": {}, "form_limiter": RateLimiter()}),
         openapi_config=None,
         request_max_body_size=loaded.config.max_body_bytes,
         debug=debug,

@@ -225,7 +225,8 @@ async def create_record(request: Request[Any, Any, Any], entity: FromPath[str]) 
     """Create one record."""
     site = _site(request)
     site.runtime(entity)
-    return _json(await site.records.create(entity, await request.body()), 201)
+    form = request.query_params.get("form")
+    return _json(await site.records.create(entity, await request.body(), form=form), 201)
 
 
 @post("/records/{entity:str}/bulk")
@@ -254,7 +255,8 @@ async def update_record(
     """Change some fields of one record."""
     site = _site(request)
     site.runtime(entity)
-    return _json(await site.records.update(entity, record_id, await request.body()))
+    form = request.query_params.get("form")
+    return _json(await site.records.update(entity, record_id, await request.body(), form=form))
 
 
 @delete("/records/{entity:str}/{record_id:int}", status_code=200)

@@ -85,7 +85,11 @@ def openapi_document(site: Site) -> dict[str, Any]:
             ("id", int),
             ("created_at", Any),
             ("updated_at", Any),
-            *[(f, runtime.python_type(f) | None) for f in runtime.fields],
+            *[
+                (f, runtime.python_type(f) | None)
+                for f in runtime.fields
+                if f not in runtime.secret
+            ],
         ]
         read_struct = msgspec.defstruct(f"{title}Record", read_fields, kw_only=True)
         structs.extend([runtime.create_struct, runtime.patch_struct, read_struct])

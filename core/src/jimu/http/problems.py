@@ -74,7 +74,7 @@ def _jimu_error(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
             type_suffix=exc.type_suffix,
             incident=incident,
         )
-    return problem(
+    response = problem(
         exc.status,
         exc.detail,
         request=request,
@@ -82,6 +82,8 @@ def _jimu_error(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
         type_suffix=exc.type_suffix,
         **exc.extra,
     )
+    response.headers.update(getattr(exc, "headers", {}))
+    return response
 
 
 def _http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

@@ -13,11 +13,19 @@ from dataclasses import dataclass
 import msgspec
 
 from jimu.meta import EntityDef
+from jimu.meta.forms import FormDef
 from jimu.store.database import Database
 
 __all__ = ["KERNEL_TABLES", "MetadataStore", "StoredEntity"]
 
-KERNEL_TABLES = ("jimu_entity", "jimu_entity_history", "jimu_plugin", "jimu_event")
+KERNEL_TABLES = (
+    "jimu_entity",
+    "jimu_entity_history",
+    "jimu_plugin",
+    "jimu_event",
+    "jimu_form",
+    "jimu_counter",
+)
 
 
 def _ddl(db: Database) -> list[str]:
@@ -55,6 +63,13 @@ def _ddl(db: Database) -> list[str]:
         " occurred_at TIMESTAMPTZ NOT NULL,"
         " dispatched_at TIMESTAMPTZ)",
         "CREATE INDEX IF NOT EXISTS ix_jimu_event_pending ON jimu_event (dispatched_at, id)",
+        "CREATE TABLE IF NOT EXISTS jimu_counter (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS jimu_form ("
+        " name TEXT PRIMARY KEY,"
+        " entity TEXT NOT NULL,"
+        f" definition {json_type} NOT NULL,"
+        " version INTEGER NOT NULL,"
+        " updated_at TIMESTAMPTZ NOT NULL)",
     ]
 
 
@@ -74,6 +89,7 @@ class StoredEntity:
 
 
 _ENTITY_DECODER = msgspec.json.Decoder(EntityDef)
+_FORM_DECODER = msgspec.json.Decoder(FormDef)
 
 
 class MetadataStore:
@@ -146,6 +162,41 @@ class MetadataStore:
             [name],
         )
         return [dict(row) for row in rows]
+
+    # -- forms -----------------------------------------------------------
+
+    async def forms(self) -> dict[str, FormDef]:
+        """The site's own forms by name."""
+        rows = await self.db.fetch("SELECT name, definition FROM jimu_form ORDER BY name")
+        forms = {}
+        for row in rows:
+            definition = row["definition"]
+            raw = definition.encode() if isinstance(definition, str) else definition
+            forms[row["name"]] = _FORM_DECODER.decode(raw)
+        return forms
+
+    async def save_form(self, form: FormDef) -> int:
+        """Insert or replace one of the site's forms; return its new version."""
+        payload = msgspec.json.encode(form).decode()
+        row = await self.db.fetch_one("SELECT version FROM jimu_form WHERE name = {}", [form.name])
+        version = (int(row["version"]) if row else 0) + 1
+        if row:
+            await self.db.execute(
+                "UPDATE jimu_form SET entity = {}, definition = {}, version = {}, updated_at = {} "
+                "WHERE name = {}",
+                [form.entity, payload, version, _now(self.db), form.name],
+            )
+        else:
+            await self.db.execute(
+                "INSERT INTO jimu_form (name, entity, definition, version, updated_at) "
+                "VALUES ({}, {}, {}, {}, {})",
+                [form.name, form.entity, payload, version, _now(self.db)],
+            )
+        return version
+
+    async def delete_form(self, name: str) -> None:
+        """Remove one of the site's forms."""
+        await self.db.execute("DELETE FROM jimu_form WHERE name = {}", [name])
 
     # -- plugins ---------------------------------------------------------
 

@@ -17,19 +17,22 @@ import binascii
 import copy
 import datetime as dt
 import functools
+import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from jimu.errors import Conflict, FieldProblem, NotFound, ValidationFailed
-from jimu.fields import Dialect, FieldType, FieldTypeRegistry, Storage
+from jimu.fields import Dialect, FieldType, FieldTypeRegistry, Storage, WriteContext
 from jimu.meta import EntityDef, FieldDef
 from jimu.store.database import Database
 
 if TYPE_CHECKING:
+    from jimu.forms import CompiledForm
     from jimu.site import Site
 
 __all__ = ["EntityRuntime", "ListQuery", "Page", "RecordRepository", "SortKey"]
@@ -49,7 +52,9 @@ def _problem_from_msgspec(exc: msgspec.ValidationError, prefix: str = "") -> Fie
     if match := _UNKNOWN.search(message):
         return FieldProblem(prefix + match.group(1), "unknown field")
     if match := _MISSING.search(message):
-        return FieldProblem(prefix + match.group(1), "is required")
+        at = _AT_PATH.search(message)
+        parent = f"{at.group(2)}." if at and at.group(2) else ""
+        return FieldProblem(prefix + parent + match.group(1), "is required")
     if match := _AT_PATH.search(message):
         reason = message[: match.start()]
         path = match.group(2) or ""
@@ -136,10 +141,22 @@ class EntityRuntime:
         self.dialect = dialect
         self.fields: dict[str, FieldDef] = {f.name: f for f in entity.fields if f.name in live}
         self.types: dict[str, FieldType] = {n: field_types[f.type] for n, f in self.fields.items()}
-        self.storage: dict[str, Storage] = {n: t.storage for n, t in self.types.items()}
+        self.storage: dict[str, Storage] = {
+            n: t.storage_for(self.fields[n]) for n, t in self.types.items()
+        }
         self.pending = [f.name for f in entity.fields if f.name not in live]
         self.quoted = _quote(entity.name)
-        self.all_columns = ["id", "created_at", "updated_at", *self.fields]
+        #: Fields whose values never leave the database (passwords).
+        self.secret = {n for n, t in self.types.items() if not t.readable}
+        #: Fields the kernel fills in (formulas, auto-numbers): input may not set them.
+        self.computed = {n for n, t in self.types.items() if not t.writable}
+        self.refilled = [n for n in self.computed if self.types[n].fills_on_update(self.fields[n])]
+        self.all_columns = [
+            "id",
+            "created_at",
+            "updated_at",
+            *(n for n in self.fields if n not in self.secret),
+        ]
         self.create_struct = self._struct("create", partial=False)
         self.patch_struct = self._struct("patch", partial=True)
         self.create_decoder = msgspec.json.Decoder(self.create_struct)
@@ -155,6 +172,8 @@ class EntityRuntime:
         required_first = []
         optional = []
         for name, definition in self.fields.items():
+            if name in self.computed:
+                continue
             base = self.types[name].input_type(definition)
             if partial:
                 annotation = base if definition.required else base | None
@@ -229,6 +248,8 @@ class EntityRuntime:
             return "integer"
         if name in ("created_at", "updated_at"):
             return "datetime"
+        if name in self.secret:
+            return None  # a secret cannot be filtered or sorted on: that would leak it
         return self.storage.get(name)
 
 
@@ -270,22 +291,40 @@ class RecordRepository:
         try:
             decoded = (rt.patch_decoder if partial else rt.create_decoder).decode(body)
         except msgspec.ValidationError as exc:
-            raise invalid_input(bytes(body), exc, prefix) from exc
+            error = invalid_input(bytes(body), exc, prefix)
+            if isinstance(error, ValidationFailed):
+                field = error.errors[0]["field"].removeprefix(prefix)
+                if field in rt.computed:
+                    error = ValidationFailed(
+                        FieldProblem(
+                            prefix + field, "is computed by the kernel; it cannot be written"
+                        )
+                    )
+            raise error from exc
         values = {
             name: value
             for name in rt.fields
-            if (value := getattr(decoded, name)) is not msgspec.UNSET
+            if name not in rt.computed and (value := getattr(decoded, name)) is not msgspec.UNSET
         }
         problems = []
         for name, value in values.items():
             if value is None:
                 continue
-            reason = rt.types[name].validate(rt.fields[name], value)
+            field_type, definition = rt.types[name], rt.fields[name]
+            reason = field_type.validate(definition, value)
             if reason:
                 problems.append(FieldProblem(prefix + name, reason))
+            else:  # the canonical form (E.164 phone, sanitised HTML) is what hooks see and is stored
+                values[name] = field_type.normalize(definition, value)
         if problems:
             raise ValidationFailed(problems)
         return values
+
+    def decode_input(
+        self, rt: EntityRuntime, body: bytes | Mapping[str, Any], *, partial: bool
+    ) -> dict[str, Any]:
+        """Validate a record body like a create (or, ``partial``, an update) would; write nothing."""
+        return self._decode(rt, body, partial=partial)
 
     async def _check_links(
         self, rt: EntityRuntime, rows: Sequence[tuple[str, Mapping[str, Any]]]
@@ -313,10 +352,21 @@ class RecordRepository:
 
     # -- writes ----------------------------------------------------------
 
-    async def create(self, entity: str, body: bytes | Mapping[str, Any]) -> dict[str, Any]:
-        """Validate and insert one record; return it as stored."""
+    async def create(
+        self, entity: str, body: bytes | Mapping[str, Any], *, form: str | None = None
+    ) -> dict[str, Any]:
+        """Validate and insert one record; return it as stored.
+
+        ``form`` names a form of the entity whose rules apply; without it the
+        entity's default form (if it has one) applies.
+        """
         rt = self.runtime(entity)
-        values = self._decode(rt, body, partial=False)
+        compiled = self.site.form_for(entity, form)
+        if compiled is None:
+            values = self._decode(rt, body, partial=False)
+        else:  # the form sees only what was submitted, then the full create rules apply
+            submitted = self._decode(rt, body, partial=True)
+            values = self._form_check(rt, compiled, submitted, None, "")
         async with self.db.transaction():
             await self._check_links(rt, [("", values)])
             return await self._insert(rt, values)
@@ -331,6 +381,8 @@ class RecordRepository:
             )
             values = self._revalidate(rt, values, prefix)
         now = _now_utc()
+        if rt.computed:
+            await self._fill(rt, values, None, now, rt.computed)
         columns = ["created_at", "updated_at", *values]
         params = [rt.to_db("created_at", now), rt.to_db("updated_at", now)]
         params.extend(rt.to_db(name, value) for name, value in values.items())
@@ -347,6 +399,51 @@ class RecordRepository:
                 "jimu_after_create", site=self.site, entity=rt.entity, record=record
             )
         return record
+
+    async def _fill(
+        self,
+        rt: EntityRuntime,
+        values: dict[str, Any],
+        before: Mapping[str, Any] | None,
+        now: dt.datetime,
+        names: Iterable[str],
+    ) -> None:
+        """Set the kernel-filled fields ``names`` in ``values`` (formulas see earlier results)."""
+        context = WriteContext(
+            site=self.site,
+            entity=rt.entity,
+            record={**(before or {}), **values},
+            before=before,
+            now=now,
+        )
+        for name in names:
+            value = await rt.types[name].fill(rt.fields[name], context)
+            values[name] = value
+            context.record[name] = value
+
+    def _form_check(
+        self,
+        rt: EntityRuntime,
+        form: CompiledForm,
+        values: dict[str, Any],
+        before: Mapping[str, Any] | None,
+        prefix: str,
+    ) -> dict[str, Any]:
+        """Apply a form's rules to one submission; errors name the item (``create[2].phone``)."""
+        try:
+            checked = form.check(values, before=before, locale=self.site.config.locale)
+        except ValidationFailed as exc:
+            if not prefix:
+                raise
+            raise ValidationFailed(
+                [
+                    FieldProblem(prefix + problem["field"], problem["reason"])
+                    for problem in exc.errors
+                ]
+            ) from exc
+        if before is None:  # a new record: now the entity's own create rules and defaults
+            return self._decode(rt, msgspec.json.encode(checked), partial=False, prefix=prefix)
+        return self._revalidate(rt, checked, prefix)
 
     def _revalidate(self, rt: EntityRuntime, values: dict[str, Any], prefix: str) -> dict[str, Any]:
         """Re-check values a before-hook may have changed, so hooks cannot store bad data."""
@@ -407,19 +504,36 @@ class RecordRepository:
         return rt.read_row(row)
 
     async def update(
-        self, entity: str, record_id: int, body: bytes | Mapping[str, Any]
+        self,
+        entity: str,
+        record_id: int,
+        body: bytes | Mapping[str, Any],
+        *,
+        form: str | None = None,
     ) -> dict[str, Any]:
-        """Change some fields of one record; return it as stored."""
+        """Change some fields of one record; return it as stored.
+
+        ``form`` as for :meth:`create`: the form's rules apply to the change.
+        """
         rt = self.runtime(entity)
         changes = self._decode(rt, body, partial=True)
+        compiled = self.site.form_for(entity, form)
         async with self.db.transaction():
             await self._check_links(rt, [("", changes)])
-            return await self._update(rt, record_id, changes)
+            return await self._update(rt, record_id, changes, form=compiled)
 
     async def _update(
-        self, rt: EntityRuntime, record_id: int, changes: dict[str, Any], prefix: str = ""
+        self,
+        rt: EntityRuntime,
+        record_id: int,
+        changes: dict[str, Any],
+        prefix: str = "",
+        *,
+        form: CompiledForm | None = None,
     ) -> dict[str, Any]:
         before = await self._fetch_for_update(rt, record_id)
+        if form is not None:
+            changes = self._form_check(rt, form, changes, before, prefix)
         plugins = self.site.plugins
         if plugins.has_hook("jimu_before_update"):
             await plugins.call_async(
@@ -434,6 +548,10 @@ class RecordRepository:
         if not changes:
             return before  # nothing would change: no write, no event, no after-hook
         now = _now_utc()
+        if rt.refilled:
+            filled = dict(changes)
+            await self._fill(rt, filled, before, now, rt.refilled)
+            changes.update({n: filled[n] for n in rt.refilled if filled[n] != before.get(n)})
         assignments = ["updated_at", *changes]
         params = [rt.to_db("updated_at", now), *(rt.to_db(n, v) for n, v in changes.items())]
         params.append(record_id)
@@ -501,11 +619,16 @@ class RecordRepository:
                     "$", f"{total} items; at most {self.site.config.bulk_limit} per bulk request"
                 )
             )
+        form = self.site.form_for(entity, None)
         creates = []
         for index, raw in enumerate(request.create):
-            creates.append(
-                self._decode(rt, _raw_bytes(raw), partial=False, prefix=f"create[{index}].")
-            )
+            prefix = f"create[{index}]."
+            if form is None:
+                values = self._decode(rt, _raw_bytes(raw), partial=False, prefix=prefix)
+            else:
+                submitted = self._decode(rt, _raw_bytes(raw), partial=True, prefix=prefix)
+                values = self._form_check(rt, form, submitted, None, prefix)
+            creates.append(values)
         updates = []
         for index, raw in enumerate(request.update):
             prefix = f"update[{index}]."
@@ -535,7 +658,7 @@ class RecordRepository:
                 await self._insert(rt, values, f"create[{i}].") for i, values in enumerate(creates)
             ]
             updated = [
-                await self._update(rt, record_id, values, f"update[{i}].")
+                await self._update(rt, record_id, values, f"update[{i}].", form=form)
                 for i, (record_id, values) in enumerate(updates)
             ]
             deleted = [(await self._delete(rt, record_id))["id"] for record_id in request.delete]
@@ -544,6 +667,169 @@ class RecordRepository:
             "updated": [record["id"] for record in updated],
             "deleted": deleted,
         }
+
+    async def create_many(
+        self,
+        entity: str,
+        rows: Sequence[bytes | Mapping[str, Any]],
+        *,
+        prefixes: Sequence[str] | None = None,
+    ) -> list[int]:
+        """Validate and insert many records in one all-or-nothing transaction; return their ids.
+
+        The fast path of imports: every row is validated like :meth:`create`
+        input before anything is written, and a :class:`ValidationFailed`
+        lists the problems of *every* bad row, each field prefixed with the
+        row's prefix (``prefixes[i]``, ``create[i].`` by default). Then, in one
+        transaction (a savepoint inside the caller's), links are checked, the
+        ``jimu_before_create`` hooks run per record, the rows and their
+        ``created`` outbox events are written with one ``executemany`` each,
+        and the ``jimu_after_create`` hooks run per record, in row order. Ids
+        follow the order of ``rows``.
+        """
+        rt = self.runtime(entity)
+        if prefixes is not None and len(prefixes) != len(rows):
+            raise ValueError("create_many: give one prefix per row")
+        if not rows:
+            return []
+        labels = (
+            list(prefixes)
+            if prefixes is not None
+            else [f"create[{index}]." for index in range(len(rows))]
+        )
+        plan = _bulk_plan(rt)
+        batch = self._decode_many(rt, plan, rows, labels)
+        columns = plan.fields
+        plugins = self.site.plugins
+        async with self.db.transaction():
+            if rt.links:
+                await self._check_links(
+                    rt,
+                    [
+                        (prefix, dict(zip(columns, values, strict=True)))
+                        for prefix, values in zip(labels, batch, strict=True)
+                    ],
+                )
+            if plugins.has_hook("jimu_before_create"):
+                for index, values in enumerate(batch):
+                    given = dict(zip(columns, values, strict=True))
+                    ordered = {name: given[name] for name in rt.fields}
+                    try:
+                        await plugins.call_async(
+                            "jimu_before_create", site=self.site, entity=rt.entity, values=ordered
+                        )
+                    except ValidationFailed as exc:
+                        raise _prefixed(exc, labels[index]) from exc
+                    checked = self._revalidate(rt, ordered, labels[index])
+                    # a column the hook left out is NULL, exactly as in an insert without it
+                    batch[index] = [checked.get(name) for name in columns]
+            ids = await _allocate_ids(self.db, rt, len(batch))
+            # SQLite assigns exactly these ids itself (AUTOINCREMENT under the write
+            # lock), and inserting without an id keeps its fast append path.
+            explicit = self.db.dialect == "postgres"
+            stamp = rt.to_db("created_at", _now_utc())
+            stamp_read = plan.read_stamp(stamp)
+            converters, readers, reorder = plan.converters, plan.readers, plan.reorder
+            all_columns = rt.all_columns
+            inserted: list[list[Any]] = []
+            records: list[dict[str, Any]] = []
+            for record_id, values in zip(ids, batch, strict=True):
+                for position, convert in converters:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = convert(value)
+                inserted.append(
+                    [record_id, stamp, stamp, *values] if explicit else [stamp, stamp, *values]
+                )
+                read = [record_id, stamp_read, stamp_read, *reorder(values)]
+                for position, reader in readers:
+                    value = read[position]
+                    if value is not None:
+                        read[position] = reader(value)
+                records.append(dict(zip(all_columns, read, strict=True)))
+            names = ("id", "created_at", "updated_at", *columns)[0 if explicit else 1 :]
+            sql = (
+                f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in names)}) "
+                f"VALUES ({', '.join('{}' for _ in names)})"
+            )
+            try:
+                await self.db.execute_many(sql, inserted)
+            except Exception as exc:
+                raise self._translate_integrity(rt, exc, "") from exc
+            if not explicit and await _allocate_ids(self.db, rt, 1) != [ids[-1] + 1]:
+                raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
+            occurred = rt.to_db("created_at", _now_utc())
+            encode = msgspec.json.encode
+            await self.db.execute_many(
+                "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at) "
+                "VALUES ({}, {}, {}, {}, {})",
+                [
+                    (rt.name, record["id"], "created", encode(record).decode(), occurred)
+                    for record in records
+                ],
+            )
+            if plugins.has_hook("jimu_after_create"):
+                for prefix, record in zip(labels, records, strict=True):
+                    try:
+                        await plugins.call_async(
+                            "jimu_after_create", site=self.site, entity=rt.entity, record=record
+                        )
+                    except ValidationFailed as exc:
+                        raise _prefixed(exc, prefix) from exc
+        return ids
+
+    def _decode_many(
+        self,
+        rt: EntityRuntime,
+        plan: _BulkPlan,
+        rows: Sequence[bytes | Mapping[str, Any]],
+        labels: Sequence[str],
+    ) -> list[list[Any]]:
+        """Every row validated as :meth:`_decode` does, its values in ``plan.fields`` order.
+
+        All problems of all rows are raised together.
+
+        The rows are decoded in one call; only when that fails is each row
+        decoded on its own (with :meth:`_decode`), to name every bad one.
+        """
+        parts = [
+            bytes(row) if isinstance(row, bytes | bytearray | memoryview) else None for row in rows
+        ]
+        if any(part is None for part in parts):
+            body = msgspec.json.encode(
+                [
+                    msgspec.Raw(part) if part is not None else row
+                    for part, row in zip(parts, rows, strict=True)
+                ]
+            )
+        else:
+            body = b"[" + b",".join(part for part in parts if part is not None) + b"]"
+        problems: list[FieldProblem] = []
+        try:
+            decoded = plan.decoder.decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            for row, prefix in zip(rows, labels, strict=True):
+                try:
+                    self._decode(rt, row, partial=False, prefix=prefix)
+                except ValidationFailed as exc:
+                    problems.extend(exc.errors)
+            if problems:
+                raise ValidationFailed(problems) from None
+            raise  # the rows pass one by one but not together: a bug worth seeing
+        batch = []
+        astuple = msgspec.structs.astuple
+        for obj, prefix in zip(decoded, labels, strict=True):
+            values = list(astuple(obj))
+            for position, name, field_type, definition in plan.checks:
+                value = values[position]
+                if value is not None:
+                    reason = field_type.validate(definition, value)
+                    if reason:
+                        problems.append(FieldProblem(prefix + name, reason))
+            batch.append(values)
+        if problems:
+            raise ValidationFailed(problems)
+        return batch
 
     # -- reads -----------------------------------------------------------
 
@@ -766,6 +1052,105 @@ class RecordRepository:
         )
         total = int(row["n"]) if row else 0
         return {"total": min(total, COUNT_CAP), "total_exact": total <= COUNT_CAP}
+
+
+class _BulkPlan:
+    """What :meth:`RecordRepository.create_many` needs of one runtime, built once.
+
+    Checks and conversions that are no-ops for a type (the base class's
+    ``validate``; ``to_db`` of text and whole numbers) are left out.
+    """
+
+    def __init__(self, rt: EntityRuntime) -> None:
+        #: the fields in the order of the input struct (and of the insert's columns)
+        self.fields: tuple[str, ...] = rt.create_struct.__struct_fields__
+        self.decoder = msgspec.json.Decoder(list[rt.create_struct])  # type: ignore[name-defined]
+        self.checks = [
+            (position, name, rt.types[name], rt.fields[name])
+            for position, name in enumerate(self.fields)
+            if type(rt.types[name]).validate is not FieldType.validate
+        ]
+        identity = {"text", "integer", "link"}
+        if rt.dialect == "postgres":
+            identity |= {"decimal", "date", "datetime", "boolean"}
+        #: (position in the values, to_db) of the fields whose values need converting
+        self.converters: list[tuple[int, Callable[[Any], Any]]] = [
+            (
+                position,
+                functools.partial(rt.types[name].to_db, rt.fields[name], dialect=rt.dialect),
+            )
+            for position, name in enumerate(self.fields)
+            if type(rt.types[name]).to_db is not FieldType.to_db or rt.storage[name] not in identity
+        ]
+        positions = [self.fields.index(name) for name in rt.fields]
+        getter = operator.itemgetter(*positions) if positions else None
+        self.reorder: Callable[[list[Any]], Sequence[Any]] = (
+            (lambda values: ())
+            if getter is None
+            else (lambda values: (getter(values),))
+            if len(positions) == 1
+            else getter
+        )
+        readers = dict(rt._readers)
+        #: (position in a record, reader) of the fields whose stored values read differently
+        self.readers: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, name in enumerate(rt.all_columns):
+            if name in ("id", "created_at", "updated_at"):
+                continue
+            reader = readers.get(name)
+            if rt.dialect == "postgres" and rt.storage[name] == "datetime":
+                reader = functools.partial(_in_utc, reader)  # PostgreSQL returns UTC
+            if reader is not None:
+                self.readers.append((position, reader))
+        self._stamp = readers.get("created_at")
+
+    def read_stamp(self, stamp: Any) -> Any:
+        """A ``created_at`` parameter as reading it back gives it."""
+        return self._stamp(stamp) if self._stamp is not None else stamp
+
+
+def _in_utc(reader: Callable[[Any], Any] | None, value: Any) -> Any:
+    value = reader(value) if reader is not None else value
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+_PLANS: weakref.WeakKeyDictionary[EntityRuntime, _BulkPlan] = weakref.WeakKeyDictionary()
+
+
+def _bulk_plan(rt: EntityRuntime) -> _BulkPlan:
+    plan = _PLANS.get(rt)
+    if plan is None:
+        plan = _PLANS[rt] = _BulkPlan(rt)
+    return plan
+
+
+async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int]:
+    """``count`` new ids for ``rt``'s table, as the database would give them on insert.
+
+    Inside a write transaction: SQLite's ``BEGIN IMMEDIATE`` keeps other
+    writers out, and AUTOINCREMENT never reuses an id (so the next ones follow
+    the larger of the highest id and ``sqlite_sequence``); PostgreSQL hands
+    them out of the table's own sequence.
+    """
+    if db.dialect == "postgres":
+        rows = await db.fetch(
+            "SELECT nextval(pg_get_serial_sequence({}, 'id')) AS id FROM generate_series(1, {})",
+            [rt.quoted, count],
+        )
+        return sorted(int(row["id"]) for row in rows)
+    row = await db.fetch_one(f"SELECT MAX(id) AS top FROM {rt.quoted}")
+    top = int(row["top"]) if row and row["top"] is not None else 0
+    sequence = await db.fetch_one("SELECT seq FROM sqlite_sequence WHERE name = {}", [rt.name])
+    if sequence is not None and sequence["seq"] is not None:
+        top = max(top, int(sequence["seq"]))
+    return list(range(top + 1, top + 1 + count))
+
+
+def _prefixed(exc: ValidationFailed, prefix: str) -> ValidationFailed:
+    """A hook's refusal of one row of a bulk write, its fields prefixed with the row's."""
+    return ValidationFailed(
+        [FieldProblem(prefix + problem["field"], problem["reason"]) for problem in exc.errors]
+    )
 
 
 class _BulkRequest(msgspec.Struct, forbid_unknown_fields=True):

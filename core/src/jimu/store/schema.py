@@ -124,7 +124,7 @@ def _wanted_indexes(
     """Index name -> (columns, unique) that the metadata asks for."""
     wanted: dict[str, tuple[list[str], bool]] = {}
     for definition in entity.fields:
-        storage = field_types[definition.type].storage
+        storage = field_types[definition.type].storage_for(definition)
         if definition.unique:
             wanted[f"ux_{entity.name}_{definition.name}"[:63]] = ([definition.name], True)
         elif definition.indexed or storage == "link":
@@ -147,7 +147,7 @@ def live_fields(
         declared = columns.get(definition.name)
         if declared is None:
             continue
-        if field_types[definition.type].storage in storage_of_declared(declared):
+        if field_types[definition.type].storage_for(definition) in storage_of_declared(declared):
             live.add(definition.name)
     return live
 
@@ -187,7 +187,7 @@ async def diff(
         renamed_sources = {f.renamed_from for f in entity.fields if f.renamed_from}
         added: set[str] = set()
         for definition in entity.fields:
-            storage = field_types[definition.type].storage
+            storage = field_types[definition.type].storage_for(definition)
             declared = columns.get(definition.name)
             if declared is None:
                 source = definition.renamed_from

@@ -90,7 +90,7 @@ def table_class(
     for field in entity.fields:
         if only is not None and field.name not in only:
             continue
-        members[field.name] = column_for(field_types[field.type].storage, dialect)
+        members[field.name] = column_for(field_types[field.type].storage_for(field), dialect)
     class_name = "".join(part.title() for part in entity.name.split("_")) or "Entity"
     return create_table_class(
         class_name,

@@ -1,0 +1,1045 @@
+"""Importing a CSV or spreadsheet file into an entity, row by row, all or nothing.
+
+:func:`import_file` reads the file (:mod:`jimu.io.sources`), finds the header
+row and maps its columns onto fields (:mod:`jimu.io.mapping`), turns every
+cell into the field's input value with the field type's ``parse_cell``, and
+writes through the record repository in one transaction, so the plugins'
+hooks and the outbox see every imported record as they see an API write.
+
+Every problem is collected with the row number a person sees in the file,
+the column, the value and the reason. By default one bad row means nothing is
+written; ``valid_rows`` writes the good rows and reports the others; a dry run
+does the whole import, hooks and database checks included, then rolls it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import itertools
+import time
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from jimu.errors import FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.fields import FieldType
+from jimu.fields.cells import CellError
+from jimu.io.access import importable_fields
+from jimu.io.fastcells import fast_parser
+from jimu.io.mapping import Column, MappingStore, candidates, match_columns, normalise, score
+from jimu.io.sources import Source, Table, column_letter, open_table
+from jimu.io.tables import ensure_tables, now_param, read_json, read_time
+from jimu.site import Site
+from jimu.store.records import EntityRuntime
+
+__all__ = [
+    "CHUNK_ROWS",
+    "ImportOptions",
+    "ImportOutcome",
+    "ImportStore",
+    "Progress",
+    "import_file",
+]
+
+#: Rows validated and written together.
+CHUNK_ROWS = 1000
+#: Rows at the top of a file searched for the header row.
+HEADER_SEARCH_ROWS = 20
+#: Problems returned with an import's summary; the report has all of them.
+SUMMARY_ERRORS = 100
+
+MODES = ("insert", "update", "upsert")
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n", ""}
+
+
+class _Rollback(Exception):
+    """Raised inside the import's transaction to undo it (dry run, or refused rows)."""
+
+
+@dataclass
+class Progress:
+    """How far an import is: its phase and the rows done out of an estimate."""
+
+    phase: str = "reading"
+    processed: int = 0
+    total: int | None = None
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None] | None]
+
+
+@dataclass
+class ImportOptions:
+    """What an import should do; the same options for the API, the CLI and jobs."""
+
+    mode: str = "insert"
+    key: str | None = None
+    mapping: dict[str, str | None] | None = None
+    mapping_name: str | None = None
+    save_mapping: str | None = None
+    dry_run: bool = False
+    valid_rows: bool = False
+    clear_blanks: bool = False
+    format: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    header_row: int | None = None
+
+    #: option names as the API and the CLI spell them
+    NAMES = (
+        "mode",
+        "key",
+        "mapping",
+        "save_mapping",
+        "dry_run",
+        "valid_rows",
+        "clear_blanks",
+        "format",
+        "encoding",
+        "delimiter",
+        "sheet",
+        "header_row",
+    )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> ImportOptions:
+        """Options from text parameters (query string or form); 422 naming a bad one.
+
+        ``mapping`` is a JSON object (header -> field) or the name of a saved mapping.
+        """
+        from jimu.io.mapping import parse_mapping
+
+        unknown = sorted(set(params) - set(cls.NAMES) - set(ignore))
+        if unknown:
+            raise ValidationFailed(
+                FieldProblem(
+                    unknown[0], f"unknown import option (known: {', '.join(sorted(cls.NAMES))})"
+                )
+            )
+        options = cls()
+        for name in ("mode", "key", "save_mapping", "format", "encoding", "delimiter", "sheet"):
+            value = params.get(name)
+            if value not in (None, ""):
+                setattr(options, name, str(value))
+        for name in ("dry_run", "valid_rows", "clear_blanks"):
+            value = params.get(name)
+            if value is not None:
+                setattr(options, name, _flag(name, value))
+        raw_mapping = params.get("mapping")
+        if isinstance(raw_mapping, dict):
+            options.mapping = parse_mapping(raw_mapping)
+        elif raw_mapping not in (None, ""):
+            text = str(raw_mapping).strip()
+            if text.startswith("{"):
+                options.mapping = parse_mapping(text)
+            else:
+                options.mapping_name = text
+        header = params.get("header_row")
+        if header not in (None, ""):
+            try:
+                options.header_row = int(str(header))
+            except ValueError:
+                raise ValidationFailed(
+                    FieldProblem("header_row", f"{header!r} is not a row number")
+                ) from None
+            if options.header_row < 1:
+                raise ValidationFailed(FieldProblem("header_row", "rows are numbered from 1"))
+        if options.mode not in MODES:
+            raise ValidationFailed(
+                FieldProblem("mode", f"{options.mode!r} is not one of {', '.join(MODES)}")
+            )
+        return options
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationFailed(FieldProblem(name, f"{value!r} is not true or false"))
+
+
+@dataclass
+class ImportOutcome:
+    """What an import did (or, in a dry run, would do), with every problem found."""
+
+    entity: str
+    file: str
+    options: ImportOptions
+    format: str = ""
+    encoding: str | None = None
+    sheet: str | None = None
+    header_row: int = 0
+    key: str | None = None
+    status: str = "running"
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    blank: int = 0
+    columns: list[Column] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
+    job_id: int | None = None
+    seconds: float = 0.0
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    finished_at: dt.datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the rows were (or in a dry run would be) written."""
+        return self.status in {"succeeded", "partial"}
+
+    @property
+    def detail(self) -> str:
+        """One line for a person."""
+        would = "would be " if self.options.dry_run else ""
+        done = (
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+            if self.options.mode != "insert"
+            else f"{self.created} created"
+        )
+        if self.status == "failed":
+            rows = "1 row has" if self.failed == 1 else f"{self.failed} rows have"
+            return (
+                f"{rows} errors; nothing {would or 'was '}imported "
+                "(fix them, or import the valid rows only)"
+            )
+        if self.status == "partial":
+            return (
+                f"{self.rows - self.failed} of {_rows(self.rows)} {would}imported ({done}); "
+                f"{_rows(self.failed)} with errors skipped"
+            )
+        return f"{_rows(self.rows)} {would}imported ({done})"
+
+    def summary(self, *, errors: int = SUMMARY_ERRORS) -> dict[str, Any]:
+        """The outcome as JSON data, with the first ``errors`` problems."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "entity": self.entity,
+            "file": self.file,
+            "format": self.format,
+            "encoding": self.encoding,
+            "sheet": self.sheet,
+            "header_row": self.header_row,
+            "mode": self.options.mode,
+            "key": self.key,
+            "dry_run": self.options.dry_run,
+            "valid_rows": self.options.valid_rows,
+            "status": self.status,
+            "detail": self.detail,
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "blank_rows": self.blank,
+            "columns": [column.as_dict() for column in self.columns],
+            "ignored_columns": [c.title for c in self.columns if c.field is None and c.header],
+            "errors": self.errors[:errors],
+            "errors_total": len(self.errors),
+            "job_id": self.job_id,
+            "seconds": round(self.seconds, 3),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if self.id is not None:
+            data["report_url"] = f"/api/v1/imports/{self.id}/report"
+        return data
+
+
+def _rows(count: int) -> str:
+    return "1 row" if count == 1 else f"{count} rows"
+
+
+# -- the plan of an import: which cells go where --------------------------------------
+
+
+@dataclass
+class _Target:
+    """A field filled from one or more columns (a header merged over several)."""
+
+    name: str
+    columns: list[Column]
+    parse: Callable[[Any], Any]
+    title: str
+
+
+def _parser(
+    field_type: FieldType, rt: EntityRuntime, name: str, tz: dt.tzinfo
+) -> Callable[[Any], Any]:
+    """The field type's ``parse_cell`` for one field (with the kernel's shortcuts when it can)."""
+    parse_cell = functools.partial(field_type.parse_cell, rt.fields[name], timezone=tz)
+    if type(field_type).parse_cell is FieldType.parse_cell:
+        return fast_parser(rt.storage[name], parse_cell, tz)
+    return parse_cell
+
+
+def _display(cell: Any) -> str:
+    """A cell as a person sees it in the report."""
+    if cell is None:
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    if isinstance(cell, dt.datetime):
+        return cell.isoformat(sep=" ")
+    if isinstance(cell, dt.date):
+        return cell.isoformat()
+    return str(cell)
+
+
+def _blank(cell: Any) -> bool:
+    return cell is None or cell == "" or (isinstance(cell, str) and not cell.strip())
+
+
+def _blank_row(cells: list[Any]) -> bool:
+    try:
+        return not "".join(cells).strip()  # a CSV row: text only
+    except TypeError:
+        return all(_blank(cell) for cell in cells)
+
+
+class _Merges:
+    """Fills merged cells of a sheet as rows stream by (see :mod:`jimu.io.sources`)."""
+
+    def __init__(self, ranges: Sequence[tuple[int, int, int, int]]) -> None:
+        self.starting: dict[int, list[tuple[int, int, int, int]]] = {}
+        for merged in ranges:
+            self.starting.setdefault(merged[0], []).append(merged)
+        self.active: list[tuple[tuple[int, int, int, int], Any]] = []
+
+    def fill(self, number: int, cells: list[Any], *, span: bool) -> list[Any]:
+        if not self.starting and not self.active:
+            return cells
+        self.active = [(m, v) for m, v in self.active if m[2] >= number]
+        for merged in self.starting.pop(number, ()):
+            left = merged[1]
+            value = cells[left] if left < len(cells) else None
+            self.active.append((merged, value))
+        for (top, left, _bottom, right), value in self.active:
+            if _blank(value):
+                continue
+            last = right if span else left
+            if not span and number == top:
+                continue
+            if len(cells) <= last:
+                cells = cells + [""] * (last + 1 - len(cells))
+            for index in range(left, last + 1):
+                if _blank(cells[index]):
+                    cells[index] = value
+        return cells
+
+
+@dataclass
+class _Header:
+    number: int
+    cells: list[Any]
+    rows: Iterator[tuple[int, list[Any]]]
+
+
+def _find_header(table: Table, known: Mapping[str, tuple[str, str]], wanted: int | None) -> _Header:
+    """The header row (given, or the best-matching of the first non-blank rows) and the rest."""
+    peeked: list[tuple[int, list[Any]]] = []
+    filler = _Merges(table.merged)
+    best: tuple[int, int, list[Any]] | None = None  # (score, number, cells)
+    non_blank = 0
+    for number, cells in table.rows:
+        peeked.append((number, list(cells)))
+        spanned = filler.fill(number, list(cells), span=True)
+        if wanted is not None:
+            if number == wanted:
+                best = (score(spanned, known), number, spanned)
+                break
+            continue
+        if all(_blank(cell) for cell in spanned):
+            if number > 10 * HEADER_SEARCH_ROWS:
+                break
+            continue
+        non_blank += 1
+        points = score(spanned, known)
+        if best is None or points > best[0]:
+            best = (points, number, spanned)
+        if non_blank >= HEADER_SEARCH_ROWS:
+            break
+    if best is None:
+        if wanted is not None:
+            raise ValidationFailed(FieldProblem("header_row", f"the file has no row {wanted}"))
+        raise ValidationFailed(FieldProblem("file", "is empty: no header row"))
+    _, number, cells = best
+    rest = (pair for pair in itertools.chain(peeked, table.rows) if pair[0] > number)
+    return _Header(number=number, cells=cells, rows=rest)
+
+
+class _Plan:
+    """The mapped columns of one import, checked against the entity and the mode."""
+
+    def __init__(
+        self,
+        site: Site,
+        rt: EntityRuntime,
+        columns: list[Column],
+        options: ImportOptions,
+        writable: Sequence[str],
+    ) -> None:
+        self.rt = rt
+        self.options = options
+        tz = zoneinfo.ZoneInfo(site.config.timezone)
+        if options.mode == "insert":
+            for column in columns:
+                if column.field == "id":  # ids are the database's; an id column is left out
+                    column.field, column.via = None, None
+        by_field: dict[str, list[Column]] = {}
+        for column in columns:
+            if column.field is not None:
+                by_field.setdefault(column.field, []).append(column)
+        for name, group in by_field.items():
+            headers = {normalise(column.header) for column in group}
+            if len(group) > 1 and len(headers) > 1:
+                listed = " and ".join(f"{column_letter(c.index)} ({c.header})" for c in group)
+                raise ValidationFailed(
+                    FieldProblem(
+                        "mapping",
+                        f"columns {listed} both go into field {name!r}; "
+                        "map one of them to another field or to null",
+                    )
+                )
+        if not by_field:
+            shown = ", ".join(f"{column_letter(c.index)} {c.header!r}" for c in columns if c.header)
+            raise ValidationFailed(
+                FieldProblem(
+                    "mapping",
+                    f"no column matches a field of {rt.name} by name or label "
+                    f"(columns: {shown or 'none'}); give a mapping",
+                )
+            )
+        key = options.key
+        if options.mode != "insert":
+            if key is None:
+                if "id" not in by_field:
+                    raise ValidationFailed(
+                        FieldProblem(
+                            "key", f"{options.mode} needs a key: the field that finds each record"
+                        )
+                    )
+                key = "id"
+            if key != "id" and key not in rt.fields:
+                raise ValidationFailed(FieldProblem("key", f"{rt.name} has no field {key!r}"))
+            if key not in by_field:
+                raise ValidationFailed(
+                    FieldProblem("key", f"no column of the file goes into the key field {key!r}")
+                )
+        elif key is not None:
+            raise ValidationFailed(
+                FieldProblem("key", "a key is for update and upsert; leave it out to insert")
+            )
+        self.key = key
+        if options.mode != "update":
+            missing = [
+                name
+                for name in writable
+                if rt.fields[name].required
+                and rt.fields[name].default is None
+                and name not in by_field
+            ]
+            if missing:
+                raise ValidationFailed(
+                    FieldProblem(
+                        "mapping",
+                        f"no column for the required field {missing[0]!r}"
+                        + (
+                            f" (nor for {', '.join(map(repr, missing[1:]))})" if missing[1:] else ""
+                        ),
+                    )
+                )
+        self.targets: list[_Target] = []
+        for name, group in by_field.items():
+            if name == "id":
+                self.targets.append(_Target(name, group, _id_cell, group[0].title))
+                continue
+            self.targets.append(
+                _Target(name, group, _parser(rt.types[name], rt, name, tz), group[0].title)
+            )
+        self.titles = {target.name: target.title for target in self.targets}
+        #: (column, parse) of each field when every field has one column (the fast path)
+        self.singles: list[tuple[int, Callable[[Any], Any]]] | None = None
+        self.names = [target.name for target in self.targets]
+        self.width = 0
+        if all(len(target.columns) == 1 for target in self.targets):
+            self.singles = [(target.columns[0].index, target.parse) for target in self.targets]
+            self.width = 1 + max(index for index, _ in self.singles)
+        self.unique = [
+            name
+            for name, definition in rt.fields.items()
+            if name in by_field and (definition.unique or name == key)
+        ]
+        for index in rt.entity.indexes:
+            if (
+                index.unique
+                and len(index.fields) == 1
+                and index.fields[0] in by_field
+                and index.fields[0] not in self.unique
+            ):
+                self.unique.append(index.fields[0])
+
+
+def _id_cell(cell: Any) -> Any:
+    if _blank(cell):
+        return None
+    if isinstance(cell, float) and cell.is_integer():
+        return int(cell)
+    if isinstance(cell, int) and not isinstance(cell, bool):
+        return cell
+    text = str(cell).strip()
+    if text.isdigit():
+        return int(text)
+    raise CellError(f"{cell!r} is not a record id")
+
+
+# -- running an import ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    cells: list[Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    record_id: int | None = None
+    bad: bool = False
+
+
+class _Run:
+    def __init__(
+        self,
+        site: Site,
+        plan: _Plan,
+        outcome: ImportOutcome,
+        progress: ProgressCallback | None,
+        total: int,
+    ) -> None:
+        self.site = site
+        self.rt = plan.rt
+        self.plan = plan
+        self.options = plan.options
+        self.outcome = outcome
+        self.progress_callback = progress
+        self.progress = Progress(phase="importing", processed=0, total=total)
+        self.seen: dict[str, dict[Any, int]] = {name: {} for name in plan.unique}
+        self.clear = plan.options.clear_blanks and plan.options.mode != "insert"
+        self.python_types: dict[str, Any] = {
+            name: self.rt.python_type(name)
+            for name in self.rt.fields
+            if self.rt.storage[name] != "text"
+        }
+
+    # problems ------------------------------------------------------------------
+
+    def problem(self, row: _Row, field_name: str | None, reason: str, value: Any = None) -> None:
+        if not row.bad:
+            row.bad = True
+            self.outcome.failed += 1
+        title = ""
+        if field_name is not None:
+            title = self.plan.titles.get(field_name, "")
+            if value is None:
+                value = self.cell_text(row, field_name)
+        self.outcome.errors.append(
+            {
+                "row": row.number,
+                "column": title,
+                "field": field_name,
+                "value": "" if value is None else _display(value),
+                "reason": reason,
+            }
+        )
+
+    def cell_text(self, row: _Row, field_name: str) -> str:
+        for target in self.plan.targets:
+            if target.name == field_name:
+                parts = [_display(self.cell(row.cells, c.index)) for c in target.columns]
+                return " ".join(part for part in parts if part)
+        return ""
+
+    @staticmethod
+    def cell(cells: list[Any], index: int) -> Any:
+        return cells[index] if index < len(cells) else None
+
+    # the loop --------------------------------------------------------------------
+    #
+    # This task reads and parses rows; a writer task checks and writes them a chunk
+    # at a time. While the writer waits for the database, parsing goes on, so the
+    # database's work and Python's overlap.
+
+    async def run(self, rows: Iterator[tuple[int, list[Any]]], table: Table) -> None:
+        filler = _Merges([m for m in table.merged if m[2] > self.outcome.header_row])
+        chunks: asyncio.Queue[list[_Row] | None] = asyncio.Queue(maxsize=2)
+        writer = asyncio.create_task(self.write_all(chunks))
+        try:
+            await self.report()
+            chunk: list[_Row] = []
+            for count, (number, cells) in enumerate(rows, start=1):
+                if filler.starting or filler.active:
+                    cells = filler.fill(number, cells, span=False)
+                if _blank_row(cells):
+                    self.outcome.blank += 1
+                    continue
+                row = _Row(number, cells)
+                self.parse(row)
+                chunk.append(row)
+                if len(chunk) >= CHUNK_ROWS:
+                    await self.hand_over(chunks, chunk, writer)
+                    chunk = []
+                elif count % 128 == 0:
+                    await asyncio.sleep(0)  # let the writer go on while the database works
+            if chunk:
+                await self.hand_over(chunks, chunk, writer)
+            await self.hand_over(chunks, None, writer)
+            await writer
+        except BaseException:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            raise
+        self.progress.total = self.progress.processed
+
+    async def hand_over(
+        self,
+        chunks: asyncio.Queue[list[_Row] | None],
+        chunk: list[_Row] | None,
+        writer: asyncio.Task[None],
+    ) -> None:
+        """Give a chunk (``None``: the end) to the writer, unless the writer has failed."""
+        if chunk is not None:
+            self.outcome.rows += len(chunk)
+            self.duplicates(chunk)
+        putting = asyncio.ensure_future(chunks.put(chunk))
+        await asyncio.wait({putting, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer.done() and not putting.done():
+            putting.cancel()
+        if writer.done() and writer.exception() is not None:
+            raise writer.exception()  # type: ignore[misc]
+
+    async def write_all(self, chunks: asyncio.Queue[list[_Row] | None]) -> None:
+        for _ in range(1 << 40):  # until the reader's end marker
+            chunk = await chunks.get()
+            if chunk is None:
+                return
+            await self.write(chunk)
+
+    async def report(self) -> None:
+        if self.progress_callback is not None:
+            result = self.progress_callback(self.progress)
+            if result is not None:
+                await result
+
+    async def write(self, rows: list[_Row]) -> None:
+        key = self.plan.key
+        inserts: list[_Row] = []
+        updates: list[_Row] = []
+        if key is None:
+            inserts = [row for row in rows if not row.bad]
+        else:
+            await self.find_records(rows, key)
+            for row in rows:
+                if row.bad:
+                    continue
+                if row.record_id is not None:
+                    updates.append(row)
+                elif self.options.mode == "upsert":
+                    inserts.append(row)
+                else:
+                    self.problem(
+                        row, key, f"no {self.rt.name} record with this {key}", row.values.get(key)
+                    )
+        inserts = await self.check_taken(inserts)
+        inserts = await self.check_links(inserts)
+        await self.insert(inserts)
+        await self.update(updates)
+        self.progress.processed += len(rows)
+        if self.progress.total is not None and self.progress.processed > self.progress.total:
+            self.progress.total = self.progress.processed
+        await self.report()
+
+    def parse(self, row: _Row) -> None:
+        plan = self.plan
+        cells = row.cells
+        if plan.singles is not None and len(cells) >= plan.width:
+            try:
+                parsed = [parse(cells[index]) for index, parse in plan.singles]
+            except Exception:
+                pass  # a bad cell: the loop below names it
+            else:
+                if self.clear:
+                    row.values = dict(zip(plan.names, parsed, strict=True))
+                else:
+                    row.values = {
+                        name: value
+                        for name, value in zip(plan.names, parsed, strict=True)
+                        if value is not None
+                    }
+                return
+        values = row.values
+        for target in plan.targets:
+            if len(target.columns) == 1:
+                index = target.columns[0].index
+                cell = cells[index] if index < len(cells) else None
+            else:
+                parts = [
+                    c
+                    for column in target.columns
+                    if not _blank(c := self.cell(cells, column.index))
+                ]
+                cell = parts[0] if len(parts) == 1 else " ".join(map(_display, parts)) or None
+            try:
+                value = target.parse(cell)
+            except (CellError, ValueError, TypeError) as exc:
+                self.problem(row, target.name, str(exc) or type(exc).__name__, cell)
+                continue
+            if value is None:
+                if self.clear:
+                    values[target.name] = None
+                continue
+            values[target.name] = value
+
+    def typed(self, name: str, value: Any) -> Any:
+        """A parsed cell as the Python value of its field (for comparing and querying)."""
+        kind = self.python_types.get(name)
+        if kind is None:  # ids, and text, which parses to itself
+            return value
+        try:
+            return msgspec.convert(value, kind, strict=False)
+        except (msgspec.ValidationError, TypeError, ValueError):
+            return None
+
+    def duplicates(self, rows: list[_Row]) -> None:
+        for name, seen in self.seen.items():
+            for row in rows:
+                value = row.values.get(name)
+                if value is None:
+                    continue
+                typed = self.typed(name, value)
+                marker = typed if typed is not None else value
+                try:
+                    first = seen.setdefault(marker, row.number)
+                except TypeError:  # an unhashable value (JSON): not a key anyone uses
+                    continue
+                if first != row.number:
+                    self.problem(
+                        row, name, f"the same {name} as row {first}: each row needs its own", value
+                    )
+
+    async def lookup(self, name: str, values: list[Any]) -> dict[Any, list[int]]:
+        """Typed value -> ids of the records holding it, for ``values`` of field ``name``."""
+        rt = self.rt
+        found: dict[Any, list[int]] = {}
+        typed = [t for v in values if (t := self.typed(name, v)) is not None]
+        params = list(dict.fromkeys(rt.to_db(name, t) for t in typed))
+        column = '"' + name + '"'
+        for start in range(0, len(params), 500):
+            part = params[start : start + 500]
+            marks = ", ".join("{}" for _ in part)
+            records = await self.site.db.fetch(
+                f"SELECT id, {column} AS value FROM {rt.quoted} WHERE {column} IN ({marks})", part
+            )
+            for record in records:
+                value = record["value"]
+                if name != "id":
+                    value = rt.types[name].from_db(rt.fields[name], value, rt.dialect)
+                found.setdefault(value, []).append(int(record["id"]))
+        return found
+
+    async def find_records(self, rows: list[_Row], key: str) -> None:
+        wanted = [row for row in rows if not row.bad]
+        for row in wanted:
+            if row.values.get(key) is None:
+                self.problem(row, key, f"the key {key} is empty")
+        wanted = [row for row in wanted if not row.bad]
+        found = await self.lookup(key, [row.values[key] for row in wanted])
+        for row in wanted:
+            ids = found.get(self.typed(key, row.values[key]), [])
+            if len(ids) > 1:
+                self.problem(
+                    row,
+                    key,
+                    f"{len(ids)} {self.rt.name} records have this {key}; "
+                    "the key must find one record",
+                )
+            elif ids:
+                row.record_id = ids[0]
+
+    async def check_taken(self, rows: list[_Row]) -> list[_Row]:
+        """Unique values of new rows that records already hold."""
+        for name in self.plan.unique:
+            if name == self.plan.key or name == "id":
+                continue
+            values = [row.values[name] for row in rows if row.values.get(name) is not None]
+            if not values:
+                continue
+            taken = await self.lookup(name, values)
+            if not taken:
+                continue
+            for row in rows:
+                value = row.values.get(name)
+                if value is not None and self.typed(name, value) in taken:
+                    self.problem(row, name, f"another {self.rt.name} record already has this value")
+        return [row for row in rows if not row.bad]
+
+    async def check_links(self, rows: list[_Row]) -> list[_Row]:
+        for name, target in self.rt.links.items():
+            ids = {row.values[name] for row in rows if isinstance(row.values.get(name), int)}
+            if not ids:
+                continue
+            existing: set[int] = set()
+            listed = sorted(ids)
+            for start in range(0, len(listed), 500):
+                part = listed[start : start + 500]
+                marks = ", ".join("{}" for _ in part)
+                records = await self.site.db.fetch(
+                    f'SELECT id FROM "{target}" WHERE id IN ({marks})', part
+                )
+                existing.update(int(record["id"]) for record in records)
+            for row in rows:
+                value = row.values.get(name)
+                if isinstance(value, int) and value not in existing:
+                    self.problem(row, name, f"no {target} record with id {value}")
+        return [row for row in rows if not row.bad]
+
+    # writing -------------------------------------------------------------------------
+
+    def attribute(self, rows: Sequence[_Row], exc: JimuError) -> bool:
+        """Record a refusal whose fields name rows (``3.phone``); whether all of them did."""
+        problems = getattr(exc, "errors", None) or exc.extra.get("errors") or []
+        attributed = False
+        for problem in problems:
+            position, _, name = str(problem.get("field", "")).partition(".")
+            if not position.isdigit() or int(position) >= len(rows):
+                return False
+            field_name = name or None
+            if field_name == "$":
+                field_name = None
+            self.problem(rows[int(position)], field_name, str(problem.get("reason", exc.detail)))
+            attributed = True
+        return attributed
+
+    async def insert(self, rows: list[_Row]) -> None:
+        attempts = 0
+        while rows:
+            attempts += 1
+            try:
+                await self.site.records.create_many(
+                    self.rt.name,
+                    [row.values for row in rows],
+                    prefixes=[f"{index}." for index in range(len(rows))],
+                )
+            except JimuError as exc:
+                if attempts < 4 and self.attribute(rows, exc):
+                    rows = [row for row in rows if not row.bad]
+                    continue
+                await self.insert_one_by_one(rows)
+                return
+            self.outcome.created += len(rows)
+            return
+
+    async def insert_one_by_one(self, rows: list[_Row]) -> None:
+        """Each row in its own savepoint, to tell which rows the database or a hook refuses."""
+        for row in rows:
+            if row.bad:
+                continue
+            try:
+                await self.site.records.create_many(self.rt.name, [row.values], prefixes=["0."])
+            except JimuError as exc:
+                if not self.attribute([row], exc):
+                    self.problem(row, _field_of(exc), _reason_of(exc))
+                continue
+            self.outcome.created += 1
+
+    async def update(self, rows: list[_Row]) -> None:
+        key = self.plan.key
+        for row in rows:
+            assert row.record_id is not None
+            changes = {name: value for name, value in row.values.items() if name not in (key, "id")}
+            if not changes:
+                self.outcome.unchanged += 1
+                continue
+            try:
+                before = await self.site.records.get(self.rt.name, row.record_id, ["updated_at"])
+                after = await self.site.records.update(self.rt.name, row.record_id, changes)
+            except NotFound:
+                self.problem(row, key, f"the {self.rt.name} record was deleted meanwhile")
+                continue
+            except JimuError as exc:
+                self.problem(row, _field_of(exc), _reason_of(exc))
+                continue
+            if after["updated_at"] == before["updated_at"]:
+                self.outcome.unchanged += 1
+            else:
+                self.outcome.updated += 1
+
+
+def _field_of(exc: JimuError) -> str | None:
+    problems = getattr(exc, "errors", None) or exc.extra.get("errors") or []
+    if problems:
+        name = str(problems[0].get("field", ""))
+        return None if name in ("", "$") else name
+    return None
+
+
+def _reason_of(exc: JimuError) -> str:
+    problems = getattr(exc, "errors", None) or exc.extra.get("errors") or []
+    if len(problems) == 1 and exc.status == 422:
+        return str(problems[0].get("reason", exc.detail))
+    return exc.detail
+
+
+# -- the whole import ------------------------------------------------------------------
+
+
+async def import_file(
+    site: Site,
+    entity: str,
+    source: Source,
+    options: ImportOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    job_id: int | None = None,
+    user: Any = None,
+) -> ImportOutcome:
+    """Import ``source`` into ``entity``; return what happened (also stored, for the report).
+
+    A file that cannot be imported at all (unreadable, no header that names a
+    field, a required field without a column, a bad option) raises
+    :class:`ValidationFailed` and writes nothing. Bad rows do not raise: they
+    are in the outcome, whose ``status`` is ``failed`` when nothing was written
+    because of them.
+    """
+    options = options or ImportOptions()
+    if options.mode not in MODES:
+        raise ValidationFailed(
+            FieldProblem("mode", f"{options.mode!r} is not one of {', '.join(MODES)}")
+        )
+    started = time.perf_counter()
+    rt = site.runtime(entity)
+    await ensure_tables(site.db)
+    store = MappingStore(site.db)
+    mapping: dict[str, str | None] = {}
+    if options.mapping_name:
+        mapping.update(await store.get(entity, options.mapping_name))
+    if options.mapping:
+        mapping.update(options.mapping)
+    writable = importable_fields(site, rt, user=user)
+    outcome = ImportOutcome(entity=entity, file=source.filename, options=options, job_id=job_id)
+    if progress is not None:
+        first = progress(Progress(phase="reading"))
+        if first is not None:
+            await first
+    table = open_table(
+        source,
+        format=options.format,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+        sheet=options.sheet,
+    )
+    outcome.format, outcome.encoding, outcome.sheet = table.format, table.encoding, table.sheet
+    known = candidates(rt, writable)
+    for text, target in mapping.items():
+        if target:
+            known.setdefault(normalise(text), (target, "mapping"))
+    header = _find_header(table, known, options.header_row)
+    outcome.header_row = header.number
+    columns = match_columns(rt, header.cells, writable=writable, mapping=mapping)
+    plan = _Plan(site, rt, columns, options, writable)
+    outcome.columns, outcome.key = columns, plan.key
+    if options.save_mapping:
+        await store.save(
+            entity, options.save_mapping, {c.header: c.field for c in columns if c.header}
+        )
+    total = max(table.estimated_rows - header.number, 0)
+    run = _Run(site, plan, outcome, progress, total)
+    try:
+        async with site.db.transaction():
+            await run.run(header.rows, table)
+            if outcome.rows == 0:
+                raise ValidationFailed(
+                    FieldProblem("file", f"has no rows under the header (row {header.number})")
+                )
+            if outcome.failed and not options.valid_rows:
+                outcome.status = "failed"
+                outcome.created = outcome.updated = outcome.unchanged = 0
+                raise _Rollback
+            outcome.status = "partial" if outcome.failed else "succeeded"
+            if options.dry_run:
+                raise _Rollback
+            await _finish(site, outcome, started)
+    except _Rollback:
+        await _finish(site, outcome, started)
+    run.progress.phase = "done"
+    await run.report()
+    return outcome
+
+
+async def _finish(site: Site, outcome: ImportOutcome, started: float) -> None:
+    outcome.seconds = time.perf_counter() - started
+    outcome.finished_at = dt.datetime.now(dt.UTC)
+    outcome.errors.sort(key=lambda problem: problem["row"])
+    outcome.id = await ImportStore(site.db).save(outcome)
+
+
+class ImportStore:
+    """The outcomes of imports (table ``jimu_import``), for summaries and error reports."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def save(self, outcome: ImportOutcome) -> int:
+        """Store an outcome; return its id."""
+        summary = outcome.summary(errors=0)
+        summary.pop("errors", None)
+        summary.pop("report_url", None)
+        row = await self.db.fetch_one(
+            "INSERT INTO jimu_import (entity, filename, status, summary, errors, job_id, "
+            "started_at, finished_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+            [
+                outcome.entity,
+                outcome.file,
+                outcome.status,
+                msgspec.json.encode(summary).decode(),
+                msgspec.json.encode(outcome.errors).decode(),
+                outcome.job_id,
+                now_param(self.db, outcome.started_at),
+                now_param(self.db, outcome.finished_at),
+            ],
+        )
+        assert row is not None
+        return int(row["id"])
+
+    async def get(self, import_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(summary, every problem) of import ``import_id``; 404 when there is none."""
+        await ensure_tables(self.db)
+        row = await self.db.fetch_one(
+            "SELECT id, summary, errors, started_at, finished_at FROM jimu_import WHERE id = {}",
+            [import_id],
+        )
+        if row is None:
+            raise NotFound(f"no import with id {import_id}")
+        summary = read_json(row["summary"])
+        errors = read_json(row["errors"])
+        summary.update(
+            id=int(row["id"]),
+            started_at=read_time(row["started_at"]),
+            finished_at=read_time(row["finished_at"]),
+            report_url=f"/api/v1/imports/{int(row['id'])}/report",
+            errors=errors[:SUMMARY_ERRORS],
+            errors_total=len(errors),
+        )
+        return summary, errors
