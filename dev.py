@@ -119,7 +119,8 @@ def cmd_test(uv: Path, extra: list[str]) -> int:
             if status:
                 return status
     _say("pytest")
-    return run(uv, "pytest", *(extra or ["-q"]))
+    # one worker per core: the suite spends much of its time waiting on the databases
+    return run(uv, "pytest", *(extra or ["-q", "-n", "auto"]))
 
 
 def main(argv: list[str]) -> int:
