@@ -50,7 +50,15 @@ NEW = [
     "region",
 ]
 #: Types the kernel fills in, and the password type (tested in test_computed_types.py).
-KERNEL_FILLED = ["formula", "auto_number", "created_time", "modified_time", "password"]
+KERNEL_FILLED = [
+    "formula",
+    "auto_number",
+    "created_time",
+    "modified_time",
+    "password",
+    "lookup",
+    "rollup",
+]
 
 
 def test_every_type_is_registered_with_labels_and_a_widget(new_site: Callable[..., Site]) -> None:

@@ -19,7 +19,17 @@ from typing import Any, ClassVar, Literal
 
 from jimu.meta import FieldDef, MetadataError, Translatable
 
-__all__ = ["STORAGE_KINDS", "Dialect", "FieldType", "FieldTypeRegistry", "Storage", "WriteContext"]
+__all__ = [
+    "STORAGE_KINDS",
+    "Dialect",
+    "FieldType",
+    "FieldTypeRegistry",
+    "Storage",
+    "VirtualColumn",
+    "WriteContext",
+    "python_type_for_storage",
+    "reader_for_storage",
+]
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -71,6 +81,16 @@ class WriteContext:
     now: dt.datetime
 
 
+@dataclass(frozen=True)
+class VirtualColumn:
+    """A virtual field's value as SQL: an expression over the row (identifiers only,
+    never values), the storage kind of its result, and how results become API values."""
+
+    sql: str
+    storage: Storage
+    reader: Callable[[Any], Any] | None
+
+
 class FieldType:
     """Base class of every field type.
 
@@ -104,12 +124,30 @@ class FieldType:
         """The storage kind of ``field`` (a formula's depends on what it returns)."""
         return self.storage
 
-    def check_in_entity(self, field: FieldDef, entity: Any, path: str, rules: Any) -> None:
-        """Check ``field`` against the rest of its entity (the fields a formula reads...).
+    #: True when the value has no column: it is computed in SQL when read (lookup, rollup).
+    virtual: ClassVar[bool] = False
+
+    def check_in_entity(
+        self, field: FieldDef, entity: Any, path: str, rules: Any, model: Mapping[str, Any]
+    ) -> None:
+        """Check ``field`` against its entity and the site's model (what a formula reads,
+        what a lookup follows).
 
         ``entity`` is the :class:`~jimu.meta.EntityDef`, ``rules`` the site's
-        rule registry. Raise :class:`MetadataError` naming ``path``.
+        rule registry, ``model`` every entity by name. Raise
+        :class:`MetadataError` naming ``path``.
         """
+
+    def virtual_column(
+        self,
+        field: FieldDef,
+        entity: Any,
+        model: Mapping[str, Any],
+        registry: FieldTypeRegistry,
+        dialect: Dialect,
+    ) -> VirtualColumn:
+        """For a virtual type: how to compute the value in SQL for a row of ``entity``."""
+        raise NotImplementedError(f"field type {self.name!r} is not virtual")
 
     def fills_on_update(self, field: FieldDef) -> bool:
         """Whether :meth:`fill` runs again when the record is updated (formulas, modified-at)."""
@@ -243,6 +281,17 @@ _READERS: dict[Dialect, dict[Storage, Callable[[Any], Any]]] = {
     # asyncpg returns typed values; jsonb arrives as text
     "postgres": {"json": _sqlite_json},
 }
+
+
+def reader_for_storage(storage: Storage, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How stored values of ``storage`` become API values (``None``: as they are)."""
+    return _READERS[dialect].get(storage)
+
+
+def python_type_for_storage(storage: Storage) -> Any:
+    """The Python type of API values of ``storage``."""
+    return _PYTHON_TYPES[storage]
+
 
 _PYTHON_TYPES: dict[Storage, Any] = {
     "text": str,

@@ -32,6 +32,7 @@ from jimu.fields.computed import (
 from jimu.fields.contact import PhoneType
 from jimu.fields.geo import GEO_WITHIN, GeolocationType
 from jimu.fields.numbers import CurrencyType, PercentType, RatingType
+from jimu.fields.relations import LookupType, RollupType
 from jimu.fields.text import BarcodeType, ColorType, RichTextType
 from jimu.fields.times import DurationType, TimeType
 from jimu.hookspecs import hookimpl
@@ -291,6 +292,8 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
     CreatedTimeType,
     ModifiedTimeType,
     PasswordType,
+    LookupType,
+    RollupType,
 )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
@@ -68,7 +68,9 @@ class FormulaType(FieldType):
         if not isinstance(scale, int) or isinstance(scale, bool) or not 0 <= scale <= 12:
             raise MetadataError(f"{path}.options.scale", "must be a whole number from 0 to 12")
 
-    def check_in_entity(self, field: FieldDef, entity: EntityDef, path: str, rules: Any) -> None:
+    def check_in_entity(
+        self, field: FieldDef, entity: EntityDef, path: str, rules: Any, model: Mapping[str, Any]
+    ) -> None:
         from jimu.rules import RuleError
 
         try:

@@ -37,7 +37,8 @@ class EntityScope:
         storage = rt.column_storage(head)
         if storage is None:
             return None
-        column = f"{rt.quoted}.{_quote(head)}"
+        virtual = rt.virtual.get(head)
+        column = virtual.sql if virtual is not None else f"{rt.quoted}.{_quote(head)}"
         if not rest:
             return SqlColumn(expr=column, type=storage)
         if storage != "link" or "." in rest:
@@ -48,8 +49,8 @@ class EntityScope:
         except Exception:
             return None
         target_storage = target.column_storage(rest)
-        if target_storage is None:
-            return None
+        if target_storage is None or rest in target.virtual:
+            return None  # one hop into stored fields only
         alias = _quote(f"_link_{head}")
         expr = (
             f"(SELECT {alias}.{_quote(rest)} FROM {target.quoted} AS {alias} "

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from jimu.errors import Conflict, FieldProblem, NotFound, ValidationFailed
-from jimu.fields import Dialect, FieldType, FieldTypeRegistry, Storage, WriteContext
+from jimu.fields import (
+    Dialect,
+    FieldType,
+    FieldTypeRegistry,
+    Storage,
+    VirtualColumn,
+    WriteContext,
+    python_type_for_storage,
+)
 from jimu.meta import EntityDef, FieldDef
 from jimu.store.database import Database
 
@@ -134,15 +142,26 @@ class EntityRuntime:
     """One entity ready for reading and writing: live fields, structs, converters."""
 
     def __init__(
-        self, entity: EntityDef, live: set[str], field_types: FieldTypeRegistry, dialect: Dialect
+        self,
+        entity: EntityDef,
+        live: set[str],
+        field_types: FieldTypeRegistry,
+        dialect: Dialect,
+        *,
+        virtual: Mapping[str, VirtualColumn] | None = None,
     ) -> None:
         self.entity = entity
         self.name = entity.name
         self.dialect = dialect
         self.fields: dict[str, FieldDef] = {f.name: f for f in entity.fields if f.name in live}
         self.types: dict[str, FieldType] = {n: field_types[f.type] for n, f in self.fields.items()}
+        #: Fields computed in SQL when read (lookups, rollups), by name.
+        self.virtual: dict[str, VirtualColumn] = {
+            n: column for n, column in (virtual or {}).items() if n in self.fields
+        }
         self.storage: dict[str, Storage] = {
-            n: t.storage_for(self.fields[n]) for n, t in self.types.items()
+            n: self.virtual[n].storage if n in self.virtual else t.storage_for(self.fields[n])
+            for n, t in self.types.items()
         }
         self.pending = [f.name for f in entity.fields if f.name not in live]
         self.quoted = _quote(entity.name)
@@ -150,13 +169,17 @@ class EntityRuntime:
         self.secret = {n for n, t in self.types.items() if not t.readable}
         #: Fields the kernel fills in (formulas, auto-numbers): input may not set them.
         self.computed = {n for n, t in self.types.items() if not t.writable}
-        self.refilled = [n for n in self.computed if self.types[n].fills_on_update(self.fields[n])]
+        #: Kernel-filled stored fields: set on insert (and, for ``refilled``, on update).
+        self.filled = [n for n in self.computed if n not in self.virtual]
+        self.refilled = [n for n in self.filled if self.types[n].fills_on_update(self.fields[n])]
         self.all_columns = [
             "id",
             "created_at",
             "updated_at",
             *(n for n in self.fields if n not in self.secret),
         ]
+        #: The columns a write returns (virtual fields are read back with a SELECT).
+        self.stored_columns = [c for c in self.all_columns if c not in self.virtual]
         self.create_struct = self._struct("create", partial=False)
         self.patch_struct = self._struct("patch", partial=True)
         self.create_decoder = msgspec.json.Decoder(self.create_struct)
@@ -202,10 +225,23 @@ class EntityRuntime:
         if system is not None:
             readers.extend([("created_at", system), ("updated_at", system)])
         for name, definition in self.fields.items():
-            read = self.types[name].reader(definition, self.dialect)
+            if name in self.virtual:
+                read = self.virtual[name].reader
+            else:
+                read = self.types[name].reader(definition, self.dialect)
             if read is not None:
                 readers.append((name, read))
         return readers
+
+    def expr(self, name: str) -> str:
+        """The SQL that yields column or virtual field ``name`` in WHERE and ORDER BY."""
+        column = self.virtual.get(name)
+        return column.sql if column is not None else _quote(name)
+
+    def select_item(self, name: str) -> str:
+        """``name`` as an item of a SELECT list."""
+        column = self.virtual.get(name)
+        return f"{column.sql} AS {_quote(name)}" if column is not None else _quote(name)
 
     def read_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """Convert a database row into the record the API returns (in place)."""
@@ -222,7 +258,7 @@ class EntityRuntime:
         if sql is None:
             if len(self._select_cache) > 256:
                 self._select_cache.clear()
-            sql = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {self.quoted}{suffix}"
+            sql = f"SELECT {', '.join(self.select_item(c) for c in columns)} FROM {self.quoted}{suffix}"
             self._select_cache[key] = sql
         return sql
 
@@ -232,6 +268,8 @@ class EntityRuntime:
             return _DATETIME.to_db(_SYSTEM_DT, value, self.dialect)
         if name == "id":
             return value
+        if name in self.virtual:
+            return _virtual_param(self.virtual[name].storage, value, self.dialect)
         return self.types[name].to_db(self.fields[name], value, self.dialect)
 
     def python_type(self, name: str) -> Any:
@@ -240,6 +278,8 @@ class EntityRuntime:
             return int
         if name in ("created_at", "updated_at"):
             return dt.datetime
+        if name in self.virtual:
+            return python_type_for_storage(self.virtual[name].storage)
         return self.types[name].input_type(self.fields[name])
 
     def column_storage(self, name: str) -> Storage | None:
@@ -257,12 +297,41 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _virtual_param(storage: Storage, value: Any, dialect: Dialect) -> Any:
+    """A parameter compared with a virtual field's SQL expression.
+
+    An expression has no column affinity on SQLite, so a decimal bound as text
+    would compare as text: bind numbers as numbers there (aggregates of NUMERIC
+    columns are floating point on SQLite anyway).
+    """
+    if value is None:
+        return None
+    if dialect == "sqlite" and storage == "decimal":
+        return float(value)
+    return _STORAGE_TYPES[storage].to_db(_SYSTEM_DT, value, dialect)
+
+
 class _DateTimeType(FieldType):
     name = "datetime"
     storage = "datetime"
 
 
 _DATETIME = _DateTimeType()
+
+
+def _storage_type(kind: Storage) -> FieldType:
+    class _ByStorage(FieldType):
+        name = f"_{kind}"
+        storage = kind
+
+    return _ByStorage()
+
+
+#: A plain field type per storage kind, for converting values of virtual fields.
+_STORAGE_TYPES: dict[Storage, FieldType] = {
+    kind: _storage_type(kind)
+    for kind in ("text", "integer", "decimal", "boolean", "date", "datetime", "json", "link")
+}
 _SYSTEM_DT = FieldDef(name="created_at", type="datetime")
 
 
@@ -381,18 +450,20 @@ class RecordRepository:
             )
             values = self._revalidate(rt, values, prefix)
         now = _now_utc()
-        if rt.computed:
-            await self._fill(rt, values, None, now, rt.computed)
+        if rt.filled:
+            await self._fill(rt, values, None, now, rt.filled)
         columns = ["created_at", "updated_at", *values]
         params = [rt.to_db("created_at", now), rt.to_db("updated_at", now)]
         params.extend(rt.to_db(name, value) for name, value in values.items())
         sql = (
             f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in columns)}) "
             f"VALUES ({', '.join('{}' for _ in columns)}) RETURNING "
-            + ", ".join(_quote(c) for c in rt.all_columns)
+            + ", ".join(_quote(c) for c in rt.stored_columns)
         )
         rows = await self._write(rt, sql, params, prefix)
         record = rt.read_row(rows[0])
+        if rt.virtual:  # lookups and rollups are computed by a read
+            record = await self._fetch_for_update(rt, record["id"])
         await self._event(rt, record["id"], "created", record)
         if plugins.has_hook("jimu_after_create"):
             await plugins.call_async(
@@ -496,7 +567,7 @@ class RecordRepository:
 
     async def _fetch_for_update(self, rt: EntityRuntime, record_id: int) -> dict[str, Any]:
         row = await self.db.fetch_one(
-            f"SELECT {', '.join(_quote(c) for c in rt.all_columns)} FROM {rt.quoted} WHERE id = {{}}",
+            f"SELECT {', '.join(rt.select_item(c) for c in rt.all_columns)} FROM {rt.quoted} WHERE id = {{}}",
             [record_id],
         )
         if row is None:
@@ -557,10 +628,12 @@ class RecordRepository:
         params.append(record_id)
         sql = (
             f"UPDATE {rt.quoted} SET {', '.join(f'{_quote(c)} = {{}}' for c in assignments)} "
-            f"WHERE id = {{}} RETURNING {', '.join(_quote(c) for c in rt.all_columns)}"
+            f"WHERE id = {{}} RETURNING {', '.join(_quote(c) for c in rt.stored_columns)}"
         )
         rows = await self._write(rt, sql, params, prefix)
         record = rt.read_row(rows[0])
+        if rt.virtual:  # lookups and rollups are computed by a read
+            record = await self._fetch_for_update(rt, record["id"])
         changed = {name: record[name] for name in changes if before.get(name) != record.get(name)}
         await self._event(
             rt,
@@ -879,7 +952,7 @@ class RecordRepository:
                 where = [*where, clause]
                 params = [*params, *cursor_params]
             order = ", ".join(
-                f"{_quote(key.field)} {'DESC' if key.descending else 'ASC'}"
+                f"{rt.expr(key.field)} {'DESC' if key.descending else 'ASC'}"
                 + (" NULLS LAST" if key.field != "id" else "")
                 for key in sort
             )
@@ -921,7 +994,7 @@ class RecordRepository:
         databases scan from the start; instead the non-NULL range is read with a
         plain range condition, and the NULL tail only when the page reaches it.
         """
-        column = _quote(key.field)
+        column = rt.expr(key.field)
         rows: list[dict[str, Any]] = []
         in_null_tail = cursor is not None and cursor[0] is None
         if not in_null_tail:
@@ -1023,15 +1096,15 @@ class RecordRepository:
             clause_params = []
             for earlier, earlier_value in zip(sort[:position], typed[:position], strict=True):
                 if earlier_value is None:
-                    parts.append(f"{_quote(earlier.field)} IS NULL")
+                    parts.append(f"{rt.expr(earlier.field)} IS NULL")
                 else:
-                    parts.append(f"{_quote(earlier.field)} = {{}}")
+                    parts.append(f"{rt.expr(earlier.field)} = {{}}")
                     clause_params.append(rt.to_db(earlier.field, earlier_value))
             op = "<" if key.descending else ">"
             if key.field == "id":
-                parts.append(f"{_quote(key.field)} {op} {{}}")
+                parts.append(f"{rt.expr(key.field)} {op} {{}}")
             else:
-                parts.append(f"({_quote(key.field)} {op} {{}} OR {_quote(key.field)} IS NULL)")
+                parts.append(f"({rt.expr(key.field)} {op} {{}} OR {rt.expr(key.field)} IS NULL)")
             clause_params.append(rt.to_db(key.field, value))
             clauses.append("(" + " AND ".join(parts) + ")")
             params.extend(clause_params)

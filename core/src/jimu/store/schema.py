@@ -124,6 +124,8 @@ def _wanted_indexes(
     """Index name -> (columns, unique) that the metadata asks for."""
     wanted: dict[str, tuple[list[str], bool]] = {}
     for definition in entity.fields:
+        if field_types[definition.type].virtual:
+            continue  # no column, no index
         storage = field_types[definition.type].storage_for(definition)
         if definition.unique:
             wanted[f"ux_{entity.name}_{definition.name}"[:63]] = ([definition.name], True)
@@ -144,6 +146,9 @@ def live_fields(
     """
     live = set()
     for definition in entity.fields:
+        if field_types[definition.type].virtual:
+            live.add(definition.name)  # computed when read; there is no column to wait for
+            continue
         declared = columns.get(definition.name)
         if declared is None:
             continue
@@ -187,6 +192,8 @@ async def diff(
         renamed_sources = {f.renamed_from for f in entity.fields if f.renamed_from}
         added: set[str] = set()
         for definition in entity.fields:
+            if field_types[definition.type].virtual:
+                continue
             storage = field_types[definition.type].storage_for(definition)
             declared = columns.get(definition.name)
             if declared is None:

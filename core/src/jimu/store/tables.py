@@ -88,7 +88,7 @@ def table_class(
         "updated_at": Timestamptz(null=True, default=None),
     }
     for field in entity.fields:
-        if only is not None and field.name not in only:
+        if (only is not None and field.name not in only) or field_types[field.type].virtual:
             continue
         members[field.name] = column_for(field_types[field.type].storage_for(field), dialect)
     class_name = "".join(part.title() for part in entity.name.split("_")) or "Entity"
