@@ -48,6 +48,8 @@ NEW = [
     "barcode",
     "geolocation",
     "region",
+    "attachment",
+    "image",
 ]
 #: Types the kernel fills in, and the password type (tested in test_computed_types.py).
 KERNEL_FILLED = [

@@ -147,7 +147,7 @@ def test_filter_sort_and_fields_like_the_list_api(site: Site) -> None:
             },
         )
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/csv")
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
         disposition = response.headers["content-disposition"]
         assert disposition.startswith('attachment; filename="member-') and ".csv" in disposition
         assert csv_rows(response.content) == [["name", "points"], ["李娜", "0"], ["王芳", "120"]]

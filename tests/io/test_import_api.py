@@ -82,7 +82,7 @@ def test_bad_rows_are_a_422_with_a_downloadable_report(site: Site) -> None:
         report_url = body["import"]["report_url"]
         report = client.get(report_url)
         assert report.status_code == 200
-        assert report.headers["content-type"].startswith("text/csv")
+        assert report.headers["content-type"] == "text/csv; charset=utf-8"
         assert "attachment" in report.headers["content-disposition"]
         assert report.content.startswith(b"\xef\xbb\xbf")
         assert report.content.decode("utf-8-sig").splitlines() == [

@@ -24,6 +24,7 @@ import tomli_w
 
 from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
 from jimu.fields import VirtualColumn
+from jimu.files.store import ensure_tables as ensure_file_tables
 from jimu.forms import CompiledForm, compile_form
 from jimu.meta import EntityDef, FieldDef, MetadataError
 from jimu.meta.forms import FORM_NAME_PATTERN, FormDef
@@ -224,6 +225,7 @@ class Site:
         await self.db.open()
         try:
             await self.meta.ensure_tables()
+            await ensure_file_tables(self.db)
             await self._install_new_plugins()
             await self.sync()
             await self.plugins.call_async("jimu_startup", site=self)

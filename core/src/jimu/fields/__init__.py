@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -148,6 +148,21 @@ class FieldType:
     ) -> VirtualColumn:
         """For a virtual type: how to compute the value in SQL for a row of ``entity``."""
         raise NotImplementedError(f"field type {self.name!r} is not virtual")
+
+    #: True when :meth:`resolve` must see values before they are stored (file references).
+    resolves: ClassVar[bool] = False
+
+    async def resolve(
+        self, field: FieldDef, items: Sequence[tuple[str, Any]], site: Any
+    ) -> list[Any]:
+        """Check values against the site and complete them, for every record of a write.
+
+        ``items`` pairs each record's error path (``create[2].photo``) with its
+        validated, non-null value. Return the values to store, in the same
+        order; raise :class:`~jimu.errors.ValidationFailed` naming the paths.
+        Runs inside the write's transaction, after the before-hooks.
+        """
+        return [value for _, value in items]
 
     def fills_on_update(self, field: FieldDef) -> bool:
         """Whether :meth:`fill` runs again when the record is updated (formulas, modified-at)."""

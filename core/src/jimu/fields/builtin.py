@@ -30,6 +30,7 @@ from jimu.fields.computed import (
     PasswordType,
 )
 from jimu.fields.contact import PhoneType
+from jimu.fields.files import AttachmentType, ImageType
 from jimu.fields.geo import GEO_WITHIN, GeolocationType
 from jimu.fields.numbers import CurrencyType, PercentType, RatingType
 from jimu.fields.relations import LookupType, RollupType
@@ -294,6 +295,8 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
     PasswordType,
     LookupType,
     RollupType,
+    AttachmentType,
+    ImageType,
 )
 
 

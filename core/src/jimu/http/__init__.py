@@ -15,6 +15,7 @@ from litestar.datastructures import State
 
 import jimu
 from jimu.http.api import api_router
+from jimu.http.files import files_router
 from jimu.http.forms import RateLimiter, forms_router
 from jimu.http.io import io_router
 from jimu.http.openapi import openapi_document
@@ -81,6 +82,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
     route_handlers: list[Any] = [
         api_router(),
         io_router(),
+        files_router(),
         forms_router(),
         index,
         schema,

@@ -173,7 +173,7 @@ async def import_report(
     _, errors = await ImportStore(site.db).get(import_id)
     return Response(
         content=report_csv(errors, site.config.locale),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers=_attachment(f"import-{import_id}-errors.csv"),
     )
 

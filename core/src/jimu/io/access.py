@@ -21,9 +21,10 @@ __all__ = ["exportable_fields", "importable_fields"]
 def importable_fields(site: Site, rt: EntityRuntime, *, user: Any = None) -> list[str]:
     """The fields of ``rt`` that ``user`` may write through an import.
 
-    Permissions issue: drop the fields the user may not write here.
+    Fields the kernel computes (formulas, auto-numbers, lookups) are never
+    written. Permissions issue: drop the fields the user may not write here.
     """
-    return list(rt.fields)
+    return [name for name in rt.fields if name not in rt.computed]
 
 
 def exportable_fields(
@@ -31,7 +32,8 @@ def exportable_fields(
 ) -> list[str]:
     """The columns of ``fields`` (fields and system columns) that ``user`` may export.
 
-    Permissions issue: drop the fields the user may not read here (and refuse
-    the export if the user may not export the entity at all).
+    Fields nobody reads (passwords) are never exported. Permissions issue: drop
+    the fields the user may not read here (and refuse the export if the user
+    may not export the entity at all).
     """
-    return list(fields)
+    return [name for name in fields if name not in rt.secret]

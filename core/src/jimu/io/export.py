@@ -50,7 +50,7 @@ SHEET_ROWS = 1_048_576
 PIECE_BYTES = 256 * 1024
 
 _MEDIA = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 _SHEET_NAME = re.compile(r"[\[\]:*?/\\]")
@@ -116,9 +116,9 @@ def _field_cell(
 
 def _columns(site: Site, rt: EntityRuntime, fields: list[str] | None) -> list[str]:
     if fields is None:
-        wanted = ["id", *rt.fields]
+        wanted = ["id", *(name for name in rt.all_columns if name not in _SYSTEM)]
     else:
-        unknown = [name for name in fields if name not in rt.fields and name not in _SYSTEM]
+        unknown = [name for name in fields if name not in rt.all_columns]
         if unknown:
             raise ValidationFailed(
                 FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}")

@@ -839,7 +839,7 @@ class _Run:
             try:
                 await self.site.records.create_many(
                     self.rt.name,
-                    [row.values for row in rows],
+                    [self.new_values(row) for row in rows],
                     prefixes=[f"{index}." for index in range(len(rows))],
                 )
             except JimuError as exc:
@@ -851,13 +851,21 @@ class _Run:
             self.outcome.created += len(rows)
             return
 
+    def new_values(self, row: _Row) -> dict[str, Any]:
+        """A row's values for a new record (a computed key, such as an order number, is the kernel's)."""
+        if not self.rt.computed:
+            return row.values
+        return {name: value for name, value in row.values.items() if name not in self.rt.computed}
+
     async def insert_one_by_one(self, rows: list[_Row]) -> None:
         """Each row in its own savepoint, to tell which rows the database or a hook refuses."""
         for row in rows:
             if row.bad:
                 continue
             try:
-                await self.site.records.create_many(self.rt.name, [row.values], prefixes=["0."])
+                await self.site.records.create_many(
+                    self.rt.name, [self.new_values(row)], prefixes=["0."]
+                )
             except JimuError as exc:
                 if not self.attribute([row], exc):
                     self.problem(row, _field_of(exc), _reason_of(exc))
@@ -938,6 +946,8 @@ async def import_file(
     if options.mapping:
         mapping.update(options.mapping)
     writable = importable_fields(site, rt, user=user)
+    if options.key and options.key in rt.fields and options.key not in writable:
+        writable = [*writable, options.key]  # a computed field (an order number) can find records
     outcome = ImportOutcome(entity=entity, file=source.filename, options=options, job_id=job_id)
     if progress is not None:
         first = progress(Progress(phase="reading"))

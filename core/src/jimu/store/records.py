@@ -171,6 +171,8 @@ class EntityRuntime:
         self.computed = {n for n, t in self.types.items() if not t.writable}
         #: Kernel-filled stored fields: set on insert (and, for ``refilled``, on update).
         self.filled = [n for n in self.computed if n not in self.virtual]
+        #: Fields whose values the field type checks against the site on write (files).
+        self.resolving = [n for n, t in self.types.items() if t.resolves]
         self.refilled = [n for n in self.filled if self.types[n].fills_on_update(self.fields[n])]
         self.all_columns = [
             "id",
@@ -449,6 +451,8 @@ class RecordRepository:
                 "jimu_before_create", site=self.site, entity=rt.entity, values=values
             )
             values = self._revalidate(rt, values, prefix)
+        if rt.resolving:
+            await self._resolve(rt, [(prefix, values)])
         now = _now_utc()
         if rt.filled:
             await self._fill(rt, values, None, now, rt.filled)
@@ -470,6 +474,27 @@ class RecordRepository:
                 "jimu_after_create", site=self.site, entity=rt.entity, record=record
             )
         return record
+
+    async def _resolve(self, rt: EntityRuntime, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Let field types check and complete values against the site (every row, every field)."""
+        problems: list[FieldProblem] = []
+        for name in rt.resolving:
+            present = [(prefix, row) for prefix, row in rows if row.get(name) is not None]
+            if not present:
+                continue
+            try:
+                resolved = await rt.types[name].resolve(
+                    rt.fields[name],
+                    [(prefix + name, row[name]) for prefix, row in present],
+                    self.site,
+                )
+            except ValidationFailed as exc:
+                problems.extend(exc.errors)
+                continue
+            for (_, row), value in zip(present, resolved, strict=True):
+                row[name] = value
+        if problems:
+            raise ValidationFailed(problems)
 
     async def _fill(
         self,
@@ -615,6 +640,8 @@ class RecordRepository:
                 changes=changes,
             )
             changes = self._revalidate(rt, changes, prefix)
+        if rt.resolving:
+            await self._resolve(rt, [(prefix, changes)])
         changes = {name: value for name, value in changes.items() if before.get(name) != value}
         if not changes:
             return before  # nothing would change: no write, no event, no after-hook
@@ -759,6 +786,10 @@ class RecordRepository:
         ``created`` outbox events are written with one ``executemany`` each,
         and the ``jimu_after_create`` hooks run per record, in row order. Ids
         follow the order of ``rows``.
+
+        An entity with a default form, kernel-filled fields (auto-numbers,
+        created by, ...) or lookups and rollups is written a record at a time
+        through the same path as :meth:`create`, so every rule applies.
         """
         rt = self.runtime(entity)
         if prefixes is not None and len(prefixes) != len(rows):
@@ -770,7 +801,10 @@ class RecordRepository:
             if prefixes is not None
             else [f"create[{index}]." for index in range(len(rows))]
         )
+        form = self.site.form_for(entity, None)
         plan = _bulk_plan(rt)
+        if form is not None or not plan.fast:
+            return await self._create_each(rt, form, rows, labels)
         batch = self._decode_many(rt, plan, rows, labels)
         columns = plan.fields
         plugins = self.site.plugins
@@ -786,7 +820,7 @@ class RecordRepository:
             if plugins.has_hook("jimu_before_create"):
                 for index, values in enumerate(batch):
                     given = dict(zip(columns, values, strict=True))
-                    ordered = {name: given[name] for name in rt.fields}
+                    ordered = {name: given[name] for name in rt.fields if name in given}
                     try:
                         await plugins.call_async(
                             "jimu_before_create", site=self.site, entity=rt.entity, values=ordered
@@ -851,6 +885,40 @@ class RecordRepository:
                         raise _prefixed(exc, prefix) from exc
         return ids
 
+    async def _create_each(
+        self,
+        rt: EntityRuntime,
+        form: CompiledForm | None,
+        rows: Sequence[bytes | Mapping[str, Any]],
+        labels: Sequence[str],
+    ) -> list[int]:
+        """:meth:`create_many` a record at a time, as :meth:`bulk` creates (all problems first)."""
+        batch: list[dict[str, Any]] = []
+        problems: list[FieldProblem] = []
+        for body, prefix in zip(rows, labels, strict=True):
+            try:
+                if form is None:
+                    batch.append(self._decode(rt, body, partial=False, prefix=prefix))
+                else:
+                    submitted = self._decode(rt, body, partial=True, prefix=prefix)
+                    batch.append(self._form_check(rt, form, submitted, None, prefix))
+            except ValidationFailed as exc:
+                problems.extend(exc.errors)
+        if problems:
+            raise ValidationFailed(problems)
+        ids = []
+        async with self.db.transaction():
+            await self._check_links(rt, list(zip(labels, batch, strict=True)))
+            for prefix, values in zip(labels, batch, strict=True):
+                try:
+                    record = await self._insert(rt, values, prefix)
+                except ValidationFailed as exc:
+                    if all(problem["field"].startswith(prefix) for problem in exc.errors):
+                        raise
+                    raise _prefixed(exc, prefix) from exc  # a hook's refusal names no row
+                ids.append(int(record["id"]))
+        return ids
+
     def _decode_many(
         self,
         rt: EntityRuntime,
@@ -899,6 +967,8 @@ class RecordRepository:
                     reason = field_type.validate(definition, value)
                     if reason:
                         problems.append(FieldProblem(prefix + name, reason))
+                    else:  # the canonical form, as _decode keeps it
+                        values[position] = field_type.normalize(definition, value)
             batch.append(values)
         if problems:
             raise ValidationFailed(problems)
@@ -1138,10 +1208,13 @@ class _BulkPlan:
         #: the fields in the order of the input struct (and of the insert's columns)
         self.fields: tuple[str, ...] = rt.create_struct.__struct_fields__
         self.decoder = msgspec.json.Decoder(list[rt.create_struct])  # type: ignore[name-defined]
+        #: whether the batch path applies (else: a record at a time, see create_many)
+        self.fast = not rt.computed and not rt.resolving and set(self.fields) == set(rt.fields)
         self.checks = [
             (position, name, rt.types[name], rt.fields[name])
             for position, name in enumerate(self.fields)
             if type(rt.types[name]).validate is not FieldType.validate
+            or type(rt.types[name]).normalize is not FieldType.normalize
         ]
         identity = {"text", "integer", "link"}
         if rt.dialect == "postgres":
@@ -1155,7 +1228,8 @@ class _BulkPlan:
             for position, name in enumerate(self.fields)
             if type(rt.types[name]).to_db is not FieldType.to_db or rt.storage[name] not in identity
         ]
-        positions = [self.fields.index(name) for name in rt.fields]
+        # the record's fields: the readable ones (not passwords), in the entity's order
+        positions = [self.fields.index(name) for name in rt.all_columns[3:] if name in self.fields]
         getter = operator.itemgetter(*positions) if positions else None
         self.reorder: Callable[[list[Any]], Sequence[Any]] = (
             (lambda values: ())
