@@ -67,6 +67,48 @@ def _metadata_paths() -> dict[str, Any]:
         },
         "/api/v1/meta/migrations": {"get": _operation("Schema changes waiting for jimu migrate")},
         "/api/v1/meta/plugins": {"get": _operation("Plugins loaded on the site")},
+        "/api/v1/meta/forms": {
+            "get": _operation("List forms (and forms that broke)"),
+            "post": _operation("Create a form", "201"),
+        },
+        "/api/v1/meta/forms/{name}": {
+            "get": _operation("Get a form", named=True),
+            "put": _operation("Replace a form", named=True),
+            "delete": _operation("Delete a site form", named=True),
+        },
+        "/api/v1/forms/{name}": {
+            "get": _operation("A form with its fields, for rendering", named=True)
+        },
+        "/api/v1/forms/{name}/validate": {
+            "post": _operation(
+                "Check a submission or one step (?step=N); writes nothing", named=True
+            )
+        },
+        "/api/v1/forms/{name}/submit": {
+            "post": _operation("Create a record through a form", "201", named=True)
+        },
+        "/api/v1/public/forms/{name}": {"get": _operation("A public form (anonymous)", named=True)},
+        "/api/v1/public/forms/{name}/submit": {
+            "post": _operation(
+                "Submit a public form (anonymous, rate limited, captcha when asked)",
+                "201",
+                named=True,
+            )
+        },
+        "/api/v1/files": {"post": _operation("Upload a file (multipart or raw body)", "201")},
+        "/api/v1/files/{file_id}": {
+            "get": {
+                **_operation("Download a file"),
+                "parameters": [
+                    {
+                        "name": "file_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            }
+        },
         "/api/v1/meta/plugins/{name}": {
             "post": _operation("Enable an installed plugin", "201", named=True),
             "delete": _operation("Disable a plugin (its data is kept)", named=True),
