@@ -19,7 +19,7 @@ from jimu.io.export import PAGE_ROWS
 from jimu.site import Site
 from jimu.store.records import SortKey
 from jimu_sdk.testing import site_client
-from tests.io.helpers import MEMBER, records_of, run, with_member
+from tests.io.helpers import HEADERS_ZH, MEMBER, records_of, run, with_member
 
 PEOPLE: list[dict[str, Any]] = [
     {
@@ -92,19 +92,7 @@ def xlsx_rows(data: bytes) -> list[list[Any]]:
 
 def test_csv_has_labels_local_times_and_exact_decimals(site: Site) -> None:
     rows = csv_rows(export_bytes(site))
-    assert rows[0] == [
-        "ID",
-        "姓名",
-        "手机号码",
-        "城市",
-        "积分",
-        "余额",
-        "生日",
-        "入会时间",
-        "是否VIP",
-        "邮箱",
-        "备注",
-    ]
+    assert rows[0] == ["ID", *HEADERS_ZH]
     assert rows[1][1:] == [
         "王芳",
         "13800138000",
