@@ -321,3 +321,27 @@ def test_header_row_found_below_a_title_or_given(site: Site) -> None:
     with pytest.raises(ValidationFailed) as caught:
         do_import(site, csv_bytes(rows), "t.csv", ImportOptions(header_row=1))
     assert caught.value.errors[0]["field"] == "mapping"
+
+
+def test_a_file_that_breaks_half_way_leaves_nothing(site: Site) -> None:
+    rows = [["姓名", "备注"]] + [[f"会员{i}", ""] for i in range(3000)]
+    rows[2500][1] = "长" * 200_000  # over the csv module's field limit: it stops reading there
+    with pytest.raises(ValidationFailed) as caught:
+        do_import(site, csv_bytes(rows), "broken.csv")
+    assert caught.value.errors[0]["field"] == "file"
+    assert "not valid CSV" in caught.value.errors[0]["reason"]
+    # two chunks had been written when the file broke: they are rolled back
+    assert records_of(site) == [] and events_of(site) == []
+
+
+def test_utf16_without_a_byte_order_mark(site: Site) -> None:
+    chinese = "姓名,手机号码\n王芳,13800138000\n".encode("utf-16-le")
+    assert do_import(site, chinese, "zh.csv").encoding == "utf-16-le"  # detected
+    # ASCII in UTF-16 is also valid UTF-8, full of NUL characters: refused, unless told
+    latin = "name,phone\nZhou,13900000000\n".encode("utf-16-le")
+    with pytest.raises(ValidationFailed) as caught:
+        do_import(site, latin, "en.csv")
+    assert "holds NUL characters" in caught.value.errors[0]["reason"]
+    outcome = do_import(site, latin, "en.csv", ImportOptions(encoding="utf-16-le"))
+    assert outcome.status == "succeeded"
+    assert [r["name"] for r in records_of(site)] == ["王芳", "Zhou"]

@@ -380,3 +380,35 @@ def test_dates_before_1900_and_times_are_kept(site: Site) -> None:
     record = records_of(site)[0]
     assert record["birthday"] == dt.date(1899, 1, 1)
     assert record["joined_at"] == dt.datetime(2024, 3, 8, 14, 30, tzinfo=dt.UTC)
+
+
+def nul_plugin() -> ModuleType:
+    """Puts a NUL character into the note of members named 'nul' (PostgreSQL refuses it)."""
+    module = ModuleType("nul_plugin")
+    module.PLUGIN = PluginInfo(name="nul", version="1.0.0")  # type: ignore[attr-defined]
+
+    @hookimpl
+    def jimu_entities() -> list[EntityDef]:
+        return [MEMBER]
+
+    @hookimpl
+    def jimu_before_create(site: Site, entity: EntityDef, values: dict[str, Any]) -> None:
+        if values["name"] == "nul":
+            values["note"] = "a\x00b"
+
+    module.jimu_entities = jimu_entities  # type: ignore[attr-defined]
+    module.jimu_before_create = jimu_before_create  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_row_a_hook_spoils_is_a_problem_not_a_crash(
+    new_site: Callable[..., Site], database_url: str | None
+) -> None:
+    # the plugin's hook writes a NUL character, which PostgreSQL would refuse;
+    # the kernel re-checks what hooks set and refuses it on both databases
+    site = new_site(plugins=["nul"], extra_plugins={"nul": nul_plugin()})
+    outcome = do_import(site, [["姓名"], ["王芳"], ["nul"], ["李娜"]], valid_rows=True)
+    assert (outcome.status, outcome.created, outcome.failed) == ("partial", 2, 1)
+    assert outcome.errors[0]["row"] == 3
+    assert "contains a NUL character" in outcome.errors[0]["reason"]
+    assert [r["name"] for r in records_of(site)] == ["王芳", "李娜"]

@@ -184,6 +184,11 @@ def test_bulk_error_names_the_item_and_writes_nothing(client: Any) -> None:
     assert_problem(client.post("/api/v1/records/customer/bulk", json={"delete": [1, 999]}), 404)
 
 
+def test_nul_characters_are_422_not_a_database_error(client: Any) -> None:
+    response = client.post("/api/v1/records/customer", json={"name": "Bo\u0000b"})
+    assert_problem(response, 422, "name", "contains a NUL character")
+
+
 def test_unique_violation_is_409_naming_the_field(client: Any) -> None:
     assert_problem(
         client.post("/api/v1/records/customer", json={"name": "Bo", "email": "ann@x.cn"}),

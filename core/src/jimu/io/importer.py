@@ -19,12 +19,14 @@ import contextlib
 import datetime as dt
 import functools
 import itertools
+import sqlite3
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from jimu.errors import FieldProblem, JimuError, NotFound, ValidationFailed
@@ -848,6 +850,9 @@ class _Run:
                     continue
                 await self.insert_one_by_one(rows)
                 return
+            except _DATA_ERRORS:
+                await self.insert_one_by_one(rows)
+                return
             self.outcome.created += len(rows)
             return
 
@@ -870,6 +875,9 @@ class _Run:
                 if not self.attribute([row], exc):
                     self.problem(row, _field_of(exc), _reason_of(exc))
                 continue
+            except _DATA_ERRORS as exc:
+                self.problem(row, None, _refused(exc))
+                continue
             self.outcome.created += 1
 
     async def update(self, rows: list[_Row]) -> None:
@@ -889,10 +897,26 @@ class _Run:
             except JimuError as exc:
                 self.problem(row, _field_of(exc), _reason_of(exc))
                 continue
+            except _DATA_ERRORS as exc:
+                self.problem(row, None, _refused(exc))
+                continue
             if after["updated_at"] == before["updated_at"]:
                 self.outcome.unchanged += 1
             else:
                 self.outcome.updated += 1
+
+
+#: What the databases raise for a value they cannot store (after the kernel accepted it):
+#: such a row is a problem of that row, never a crash of the import.
+_DATA_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DataError,
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+)
+
+
+def _refused(exc: Exception) -> str:
+    return "the database refused this row: " + (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _field_of(exc: JimuError) -> str | None:

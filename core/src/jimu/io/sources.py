@@ -207,6 +207,14 @@ def _csv_table(source: Source, encoding: str | None, delimiter: str | None) -> T
     text, used = decode_text(source.data, encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\x00" in text:
+        raise ValidationFailed(
+            FieldProblem(
+                "file",
+                f"holds NUL characters, so it is not {used} text (a UTF-16 file without its "
+                "byte-order mark?); save it as UTF-8 CSV or give the encoding",
+            )
+        )
     if delimiter is not None and len(delimiter) != 1:
         if delimiter.lower() in {"tab", "\\t"}:
             delimiter = "\t"

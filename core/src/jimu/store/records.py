@@ -101,6 +101,17 @@ def default_problem(field_type: FieldType, definition: FieldDef) -> str | None:
     return field_type.validate(definition, value)
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a value holds a NUL character anywhere (databases refuse them in text)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    return False
+
+
 def _now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -382,7 +393,8 @@ class RecordRepository:
             if value is None:
                 continue
             field_type, definition = rt.types[name], rt.fields[name]
-            reason = field_type.validate(definition, value)
+            reason = "contains a NUL character (\\u0000)" if _has_nul(value) else None
+            reason = reason or field_type.validate(definition, value)
             if reason:
                 problems.append(FieldProblem(prefix + name, reason))
             else:  # the canonical form (E.164 phone, sanitised HTML) is what hooks see and is stored
