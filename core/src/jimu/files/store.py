@@ -55,7 +55,6 @@ FILES_URL = "/api/v1/files"
 WRITE_CHUNK = 1024 * 1024
 
 _ID = re.compile(r"^[0-9a-fA-F]{32}$|^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_READY: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 def _ddl(db: Database) -> list[str]:
@@ -75,25 +74,8 @@ def _ddl(db: Database) -> list[str]:
 
 
 async def ensure_tables(db: Database) -> None:
-    """Create ``jimu_file`` if it does not exist yet.
-
-    Inside a transaction the table is created in it (and created again next
-    time, since the transaction may still roll back); outside one, once per
-    database object.
-    """
-    if db in _READY:
-        return
-    try:
-        async with db.transaction():
-            for statement in _ddl(db):
-                await db.execute(statement)
-    except Exception:
-        # two processes creating the table at once: the other one won, check again
-        async with db.transaction():
-            for statement in _ddl(db):
-                await db.execute(statement)
-    if not db.in_transaction:
-        _READY.add(db)
+    """Create ``jimu_file`` if it does not exist yet."""
+    await db.ensure_tables("jimu.files", _ddl(db))
 
 
 def parse_file_id(text: str) -> str | None:

@@ -8,7 +8,6 @@ an older site gains them without a migration.
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from typing import Any
 
 from jimu.store.database import Database
@@ -16,8 +15,6 @@ from jimu.store.database import Database
 __all__ = ["IO_TABLES", "ensure_tables", "now_param", "read_json", "read_time"]
 
 IO_TABLES = ("jimu_import_mapping", "jimu_import", "jimu_job")
-
-_READY: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 def _ddl(db: Database) -> list[str]:
@@ -66,18 +63,7 @@ def _ddl(db: Database) -> list[str]:
 
 async def ensure_tables(db: Database) -> None:
     """Create the import/export tables if they do not exist yet (once per database)."""
-    if db in _READY:
-        return
-    try:
-        async with db.transaction():
-            for statement in _ddl(db):
-                await db.execute(statement)
-    except Exception:
-        # two processes creating the tables at once: the other one won, check again
-        async with db.transaction():
-            for statement in _ddl(db):
-                await db.execute(statement)
-    _READY.add(db)
+    await db.ensure_tables("jimu.io", _ddl(db))
 
 
 def now_param(db: Database, moment: dt.datetime | None = None) -> Any:

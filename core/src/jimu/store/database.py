@@ -128,6 +128,7 @@ class Database:
                 "or postgresql://user@host:5432/dbname"
             )
         self._opened = False
+        self._ensured: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -244,6 +245,27 @@ class Database:
                 await self.execute_many(sql, batch)
             return
         await current.executemany(rendered, batch)
+
+    async def ensure_tables(self, owner: str, statements: Sequence[str]) -> None:
+        """Run ``owner``'s ``CREATE ... IF NOT EXISTS`` statements, once per database object.
+
+        Two processes creating the same tables race; the loser runs the
+        statements once more and finds them there. Inside a transaction they
+        run every time, since that transaction may still roll back.
+        """
+        if owner in self._ensured:
+            return
+        for attempt in (1, 2):
+            try:
+                async with self.transaction():
+                    for statement in statements:
+                        await self.execute(statement)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+        if not self.in_transaction:
+            self._ensured.add(owner)
 
     @property
     def in_transaction(self) -> bool:
