@@ -21,23 +21,12 @@ from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.params import FromPath
 
 from jimu.errors import FieldProblem, ValidationFailed
+from jimu.http.responses import decode_body, json_response, site_of
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
-from jimu.store.records import DEFAULT_LIMIT, ListQuery, SortKey, invalid_input
+from jimu.store.records import DEFAULT_LIMIT, ListQuery, SortKey
 
 __all__ = ["api_router"]
-
-JSON = "application/json"
-_encoder = msgspec.json.Encoder(decimal_format="string")
-
-
-def _json(content: Any, status: int = 200) -> Response[bytes]:
-    return Response(content=_encoder.encode(content), status_code=status, media_type=JSON)
-
-
-def _site(request: Request[Any, Any, Any]) -> Site:
-    site: Site = request.app.state.site
-    return site
 
 
 def _entity_view(site: Site, name: str) -> dict[str, Any]:
@@ -48,78 +37,73 @@ def _entity_view(site: Site, name: str) -> dict[str, Any]:
     return view
 
 
-def _decode_json(body: bytes, type_: Any) -> Any:
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        raise invalid_input(body, exc) from exc
-
-
 # -- metadata ---------------------------------------------------------------
 
 
 @get("/meta/entities")
 async def list_entities(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Every entity of the site with its fields (merged plugin + site overlay)."""
-    site = _site(request)
-    return _json({"data": [_entity_view(site, name) for name in sorted(site.entities)]})
+    site = site_of(request)
+    return json_response({"data": [_entity_view(site, name) for name in sorted(site.entities)]})
 
 
 @post("/meta/entities")
 async def create_entity(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Create a site-owned entity; its table is created at once."""
-    site = _site(request)
-    entity = _decode_json(await request.body(), EntityDef)
+    site = site_of(request)
+    entity = decode_body(await request.body(), EntityDef)
     await site.create_entity(entity)
-    return _json(_entity_view(site, entity.name), 201)
+    return json_response(_entity_view(site, entity.name), 201)
 
 
 @get("/meta/entities/{name:str}")
 async def get_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """One entity's definition, with fields waiting on ``jimu migrate``."""
-    return _json(_entity_view(_site(request), name))
+    return json_response(_entity_view(site_of(request), name))
 
 
 @patch("/meta/entities/{name:str}")
 async def update_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Change label, description, title field, fields or indexes of an entity."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(name)
-    changes = _decode_json(await request.body(), dict[str, Any])
+    changes = decode_body(await request.body(), dict[str, Any])
     await site.update_entity(name, changes)
-    return _json(_entity_view(site, name))
+    return json_response(_entity_view(site, name))
 
 
 @delete("/meta/entities/{name:str}", status_code=200)
 async def delete_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Remove a site-owned entity from the model; its table waits for ``jimu migrate``."""
-    site = _site(request)
+    site = site_of(request)
     await site.delete_entity(name)
-    return _json({"deleted": name, "pending_changes": [c.as_dict() for c in site.pending.changes]})
+    return json_response(
+        {"deleted": name, "pending_changes": [c.as_dict() for c in site.pending.changes]}
+    )
 
 
 @post("/meta/entities/{name:str}/fields")
 async def add_field(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Add a field to a live entity; its column is added at once."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(name)
-    definition = _decode_json(await request.body(), FieldDef)
+    definition = decode_body(await request.body(), FieldDef)
     await site.add_field(name, definition)
-    return _json(_entity_view(site, name), 201)
+    return json_response(_entity_view(site, name), 201)
 
 
 @get("/meta/migrations")
 async def pending_migrations(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Destructive schema changes waiting for ``jimu migrate --apply``."""
-    site = _site(request)
-    return _json({"data": [change.as_dict() for change in site.pending.changes]})
+    site = site_of(request)
+    return json_response({"data": [change.as_dict() for change in site.pending.changes]})
 
 
 @get("/meta/plugins")
 async def list_plugins(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Plugins loaded on the site (built-in and enabled), with their hooks."""
-    site = _site(request)
-    return _json(
+    site = site_of(request)
+    return json_response(
         {
             "data": [
                 {
@@ -136,17 +120,17 @@ async def list_plugins(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/meta/plugins/{name:str}")
 async def enable_plugin(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Enable an installed plugin: create its tables, load its seed data, run its install hook."""
-    site = _site(request)
+    site = site_of(request)
     await site.enable_plugin(name)
-    return _json({"enabled": site.config.plugins}, 201)
+    return json_response({"enabled": site.config.plugins}, 201)
 
 
 @delete("/meta/plugins/{name:str}", status_code=200)
 async def disable_plugin(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Disable a plugin; its tables and data are kept."""
-    site = _site(request)
+    site = site_of(request)
     await site.disable_plugin(name)
-    return _json({"enabled": site.config.plugins})
+    return json_response({"enabled": site.config.plugins})
 
 
 # -- records ------------------------------------------------------------------
@@ -197,18 +181,18 @@ class _QueryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 @get("/records/{entity:str}")
 async def list_records(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[bytes]:
     """A page of records: ``filter`` (JsonLogic JSON), ``sort``, ``fields``, ``limit``, ``cursor``, ``count``."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
     page = await site.records.query(entity, _list_query_from_params(request.query_params))
-    return _json(page)
+    return json_response(page)
 
 
 @post("/records/{entity:str}/query")
 async def query_records(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[bytes]:
     """Like the list, with the query in a JSON body (for long filters)."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
-    body = _decode_json(await request.body(), _QueryBody)
+    body = decode_body(await request.body(), _QueryBody)
     query = ListQuery(
         filter=body.filter,
         sort=[SortKey.parse(key) for key in body.sort],
@@ -217,24 +201,24 @@ async def query_records(request: Request[Any, Any, Any], entity: FromPath[str]) 
         cursor=body.cursor,
         count=body.count,
     )
-    return _json(await site.records.query(entity, query), 200)
+    return json_response(await site.records.query(entity, query), 200)
 
 
 @post("/records/{entity:str}")
 async def create_record(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[bytes]:
     """Create one record."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
     form = request.query_params.get("form")
-    return _json(await site.records.create(entity, await request.body(), form=form), 201)
+    return json_response(await site.records.create(entity, await request.body(), form=form), 201)
 
 
 @post("/records/{entity:str}/bulk")
 async def bulk_records(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[bytes]:
     """Create, update and delete many records, all or nothing."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
-    return _json(await site.records.bulk(entity, await request.body()), 200)
+    return json_response(await site.records.bulk(entity, await request.body()), 200)
 
 
 @get("/records/{entity:str}/{record_id:int}")
@@ -242,8 +226,8 @@ async def get_record(
     request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
 ) -> Response[bytes]:
     """One record; ``fields`` picks the fields returned."""
-    site = _site(request)
-    return _json(
+    site = site_of(request)
+    return json_response(
         await site.records.get(entity, record_id, _split(request.query_params.get("fields")))
     )
 
@@ -253,10 +237,12 @@ async def update_record(
     request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
 ) -> Response[bytes]:
     """Change some fields of one record."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
     form = request.query_params.get("form")
-    return _json(await site.records.update(entity, record_id, await request.body(), form=form))
+    return json_response(
+        await site.records.update(entity, record_id, await request.body(), form=form)
+    )
 
 
 @delete("/records/{entity:str}/{record_id:int}", status_code=200)
@@ -264,8 +250,8 @@ async def delete_record(
     request: Request[Any, Any, Any], entity: FromPath[str], record_id: FromPath[int]
 ) -> Response[bytes]:
     """Delete one record; returns what was deleted."""
-    site = _site(request)
-    return _json(await site.records.delete(entity, record_id))
+    site = site_of(request)
+    return json_response(await site.records.delete(entity, record_id))
 
 
 def api_router() -> Router:

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
-import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import ETag, UploadFile
 from litestar.exceptions import HTTPException
@@ -33,53 +30,15 @@ from litestar.response import File
 from jimu.errors import FieldProblem, NotFound, ValidationFailed
 from jimu.files import FILES_URL, FileStore, FileTooLarge, StoredFile, human_size, parse_file_id
 from jimu.files.sniff import HEAD_BYTES, text_charset
-from jimu.site import Site
+from jimu.http.responses import content_disposition, header_filename, json_response, site_of
 
-__all__ = ["content_disposition", "files_router"]
+__all__ = ["files_router"]
 
 log = logging.getLogger("jimu.http")
 
-JSON = "application/json"
 #: Bytes read at once from an upload.
 READ_CHUNK = 1024 * 1024
-_encoder = msgspec.json.Encoder()
-_FILENAME = re.compile(
-    r"""filename\*\s*=\s*UTF-8''([^;]+)|filename\s*=\s*"([^"]*)"|filename\s*=\s*([^;]+)""",
-    re.IGNORECASE,
-)
 _CACHE_FOREVER = "private, max-age=31536000, immutable"
-
-
-def _json(
-    content: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    return Response(
-        content=_encoder.encode(content), status_code=status, media_type=JSON, headers=headers
-    )
-
-
-def _site(request: Request[Any, Any, Any]) -> Site:
-    site: Site = request.app.state.site
-    return site
-
-
-def content_disposition(kind: str, filename: str) -> str:
-    """``attachment; filename="a.pdf"; filename*=UTF-8''a.pdf`` (RFC 6266), with an ASCII
-    fallback for old clients and the exact name, Chinese included, for the rest."""
-    fallback = "".join(
-        char if char.isascii() and char.isprintable() and char not in '"\\' else "_"
-        for char in filename
-    )
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def _header_filename(header: str) -> str | None:
-    match = _FILENAME.search(header)
-    if match is None:
-        return None
-    if match.group(1):
-        return unquote(match.group(1).strip())
-    return (match.group(2) if match.group(2) is not None else match.group(3) or "").strip()
 
 
 async def _read_upload(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -98,7 +57,7 @@ def _too_large(limit: int) -> FileTooLarge:
 @post("/files", status_code=201)
 async def upload_file(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Store one uploaded file; answer its ref (201)."""
-    site = _site(request)
+    site = site_of(request)
     limit = site.config.max_body_bytes
     params = dict(request.query_params)
     unknown = sorted(set(params) - {"name"})
@@ -146,7 +105,7 @@ async def upload_file(request: Request[Any, Any, Any]) -> Response[bytes]:
                 )
             )
         else:
-            name = params.get("name") or _header_filename(
+            name = params.get("name") or header_filename(
                 request.headers.get("content-disposition", "")
             )
             stored = await store.save(request.stream(), name, max_size=limit)
@@ -156,21 +115,21 @@ async def upload_file(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise
     except FileTooLarge as exc:
         raise _too_large(limit) from exc
-    return _json(stored.ref(), 201, headers={"Location": stored.url})
+    return json_response(stored.ref(), 201, headers={"Location": stored.url})
 
 
 async def _stored(request: Request[Any, Any, Any], file_id: str) -> StoredFile:
     canonical = parse_file_id(file_id)
     if canonical is None:
         raise NotFound(f"no file with id {file_id!r}")
-    return await FileStore.of(_site(request)).get(canonical)
+    return await FileStore.of(site_of(request)).get(canonical)
 
 
 @get("/files/{file_id:str}/info")
 async def file_info(request: Request[Any, Any, Any], file_id: FromPath[str]) -> Response[bytes]:
     """The ref of one stored file."""
     stored = await _stored(request, file_id)
-    return _json(stored.ref(), headers={"Cache-Control": _CACHE_FOREVER})
+    return json_response(stored.ref(), headers={"Cache-Control": _CACHE_FOREVER})
 
 
 def _charset(stored: StoredFile, head: bytes) -> str:
@@ -189,7 +148,7 @@ async def download_file(
     request: Request[Any, Any, Any], file_id: FromPath[str]
 ) -> Response[Any] | File:
     """The bytes of one stored file: images inline, anything else as a download."""
-    site = _site(request)
+    site = site_of(request)
     stored = await _stored(request, file_id)
     store = FileStore.of(site)
     if not await store.exists(stored):

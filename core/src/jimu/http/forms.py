@@ -22,7 +22,7 @@ from litestar.params import FromPath
 
 from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
 from jimu.forms import CompiledForm
-from jimu.http.api import _decode_json, _json, _site
+from jimu.http.responses import decode_body, json_response, site_of
 from jimu.meta import translate
 from jimu.meta.forms import FormDef
 from jimu.site import Site
@@ -125,8 +125,8 @@ async def _validate(
 @get("/meta/forms")
 async def list_forms(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Every form of the site (plugins' and the site's own), and forms that broke."""
-    site = _site(request)
-    return _json(
+    site = site_of(request)
+    return json_response(
         {
             "data": [msgspec.to_builtins(f.definition) for _, f in sorted(site.forms.items())],
             "broken": site.broken_forms,
@@ -137,12 +137,12 @@ async def list_forms(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/meta/forms")
 async def create_form(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Create a form (422 naming the part at fault; 409 when the name is taken)."""
-    site = _site(request)
-    form = _decode_json(await request.body(), FormDef)
+    site = site_of(request)
+    form = decode_body(await request.body(), FormDef)
     if form.name in site.forms:
         raise Conflict(f"a form named {form.name!r} already exists; PUT to replace it")
     compiled = await site.save_form(form)
-    return _json(msgspec.to_builtins(compiled.definition), 201)
+    return json_response(msgspec.to_builtins(compiled.definition), 201)
 
 
 @get("/meta/forms/{name:str}")
@@ -150,25 +150,25 @@ async def get_form_definition(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """One form's definition."""
-    return _json(msgspec.to_builtins(_form(_site(request), name).definition))
+    return json_response(msgspec.to_builtins(_form(site_of(request), name).definition))
 
 
 @put("/meta/forms/{name:str}")
 async def replace_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Replace a form (a plugin's form is replaced by a site copy; the plugin's stays intact)."""
-    site = _site(request)
-    form = _decode_json(await request.body(), FormDef)
+    site = site_of(request)
+    form = decode_body(await request.body(), FormDef)
     if form.name != name:
         raise ValidationFailed.field("name", f"the body names form {form.name!r}, the URL {name!r}")
     compiled = await site.save_form(form)
-    return _json(msgspec.to_builtins(compiled.definition))
+    return json_response(msgspec.to_builtins(compiled.definition))
 
 
 @delete("/meta/forms/{name:str}", status_code=200)
 async def delete_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Delete one of the site's forms."""
-    await _site(request).delete_form(name)
-    return _json({"deleted": name})
+    await site_of(request).delete_form(name)
+    return json_response({"deleted": name})
 
 
 # -- using forms ---------------------------------------------------------------------
@@ -177,24 +177,24 @@ async def delete_form(request: Request[Any, Any, Any], name: FromPath[str]) -> R
 @get("/forms/{name:str}")
 async def render_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """A form with its fields' types, widgets and options, for rendering."""
-    site = _site(request)
-    return _json(_form_view(site, _form(site, name)))
+    site = site_of(request)
+    return json_response(_form_view(site, _form(site, name)))
 
 
 @post("/forms/{name:str}/validate")
 async def validate_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Check a submission (or one step of it, ``?step=N``) without writing anything."""
-    site = _site(request)
-    return _json(await _validate(site, _form(site, name), request))
+    site = site_of(request)
+    return json_response(await _validate(site, _form(site, name), request))
 
 
 @post("/forms/{name:str}/submit")
 async def submit_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Create a record through a form."""
-    site = _site(request)
+    site = site_of(request)
     form = _form(site, name)
     record = await site.records.create(form.definition.entity, await request.body(), form=name)
-    return _json(record, 201)
+    return json_response(record, 201)
 
 
 @patch("/forms/{name:str}/records/{record_id:int}")
@@ -202,12 +202,12 @@ async def update_through_form(
     request: Request[Any, Any, Any], name: FromPath[str], record_id: FromPath[int]
 ) -> Response[bytes]:
     """Change a record through a form (its read-only and visibility rules apply)."""
-    site = _site(request)
+    site = site_of(request)
     form = _form(site, name)
     record = await site.records.update(
         form.definition.entity, record_id, await request.body(), form=name
     )
-    return _json(record)
+    return json_response(record)
 
 
 # -- public forms --------------------------------------------------------------------
@@ -254,8 +254,8 @@ async def render_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """A public form for rendering (anonymous)."""
-    site = _site(request)
-    return _json(_form_view(site, _public_form(site, name)))
+    site = site_of(request)
+    return json_response(_form_view(site, _public_form(site, name)))
 
 
 @post("/public/forms/{name:str}/validate")
@@ -263,8 +263,8 @@ async def validate_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """Check a step of a public form (anonymous; not rate limited, writes nothing)."""
-    site = _site(request)
-    return _json(await _validate(site, _public_form(site, name), request))
+    site = site_of(request)
+    return json_response(await _validate(site, _public_form(site, name), request))
 
 
 @post("/public/forms/{name:str}/submit")
@@ -272,13 +272,13 @@ async def submit_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """Submit a public form anonymously: rate limited, captcha when asked, then the form's rules."""
-    site = _site(request)
+    site = site_of(request)
     form = _public_form(site, name)
     await _guard(request, site, form)
     record = await site.records.create(form.definition.entity, await request.body(), form=name)
     public = form.definition.public
     assert public is not None
-    return _json(
+    return json_response(
         {
             "id": record["id"],
             "message": translate(public.success_message, site.config.locale, "Thank you!"),

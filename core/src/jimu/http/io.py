@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
@@ -27,6 +25,13 @@ from litestar.response import Stream
 
 from jimu.errors import FieldProblem, ValidationFailed
 from jimu.http.problems import problem
+from jimu.http.responses import (
+    content_disposition,
+    decode_body,
+    header_filename,
+    json_response,
+    site_of,
+)
 from jimu.io import (
     ExportOptions,
     ImportOptions,
@@ -41,8 +46,7 @@ from jimu.io import (
     report_csv,
 )
 from jimu.io.mapping import parse_mapping
-from jimu.site import Site
-from jimu.store.records import SortKey, invalid_input
+from jimu.store.records import SortKey
 
 __all__ = ["BACKGROUND_BYTES", "MAX_IMPORT_BYTES", "io_router"]
 
@@ -51,30 +55,7 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
 #: Files larger than this are imported as a background job (unless ``background=false``).
 BACKGROUND_BYTES = 2 * 1024 * 1024
 
-JSON = "application/json"
-_encoder = msgspec.json.Encoder(decimal_format="string")
-_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 _IMPORT_EXTRA = ("filename", "background")
-
-
-def _json(
-    content: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    return Response(
-        content=_encoder.encode(content), status_code=status, media_type=JSON, headers=headers
-    )
-
-
-def _site(request: Request[Any, Any, Any]) -> Site:
-    site: Site = request.app.state.site
-    return site
-
-
-def _attachment(filename: str) -> dict[str, str]:
-    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
-    return {
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-    }
 
 
 # -- import -----------------------------------------------------------------------------
@@ -105,8 +86,7 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[Source, dict[str, An
     else:
         data = await request.body()
         header = request.headers.get("content-disposition", "")
-        match = _FILENAME.search(header)
-        filename = str(params.get("filename") or (match.group(1) if match else "") or "upload")
+        filename = str(params.get("filename") or header_filename(header) or "upload")
     if not data:
         raise ValidationFailed(FieldProblem("file", "is empty"))
     return Source(data=data, filename=filename), params
@@ -115,7 +95,7 @@ async def _upload(request: Request[Any, Any, Any]) -> tuple[Source, dict[str, An
 @post("/records/{entity:str}/import", request_max_body_size=MAX_IMPORT_BYTES)
 async def import_records(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[Any]:
     """Import a CSV or spreadsheet file into ``entity``."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
     source, params = await _upload(request)
     options = ImportOptions.from_params(params, ignore=_IMPORT_EXTRA)
@@ -145,7 +125,7 @@ async def import_records(request: Request[Any, Any, Any], entity: FromPath[str])
             {"file": source.filename, "bytes": len(source.data), "options": params},
             work,
         )
-        return _json({"job": job}, 202, headers={"Location": job["url"]})
+        return json_response({"job": job}, 202, headers={"Location": job["url"]})
     outcome = await import_file(site, entity, source, options)
     summary = outcome.summary()
     if outcome.status == "failed" and not options.dry_run:
@@ -154,14 +134,14 @@ async def import_records(request: Request[Any, Any, Any], entity: FromPath[str])
             "import": summary,
         }
         return problem(422, outcome.detail, request=request, **extra)
-    return _json(summary)
+    return json_response(summary)
 
 
 @get("/imports/{import_id:int}")
 async def get_import(request: Request[Any, Any, Any], import_id: FromPath[int]) -> Response[bytes]:
     """What an import did, with its first problems."""
-    summary, _ = await ImportStore(_site(request).db).get(import_id)
-    return _json(summary)
+    summary, _ = await ImportStore(site_of(request).db).get(import_id)
+    return json_response(summary)
 
 
 @get("/imports/{import_id:int}/report")
@@ -169,12 +149,16 @@ async def import_report(
     request: Request[Any, Any, Any], import_id: FromPath[int]
 ) -> Response[bytes]:
     """Every problem of an import, as a CSV file."""
-    site = _site(request)
+    site = site_of(request)
     _, errors = await ImportStore(site.db).get(import_id)
     return Response(
         content=report_csv(errors, site.config.locale),
         media_type="text/csv",
-        headers=_attachment(f"import-{import_id}-errors.csv"),
+        headers={
+            "Content-Disposition": content_disposition(
+                "attachment", f"import-{import_id}-errors.csv"
+            )
+        },
     )
 
 
@@ -184,9 +168,9 @@ async def import_report(
 @get("/records/{entity:str}/import/mappings")
 async def list_mappings(request: Request[Any, Any, Any], entity: FromPath[str]) -> Response[bytes]:
     """The saved mappings of ``entity``."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
-    return _json({"data": await MappingStore(site.db).saved(entity)})
+    return json_response({"data": await MappingStore(site.db).saved(entity)})
 
 
 @get("/records/{entity:str}/import/mappings/{name:str}")
@@ -194,9 +178,9 @@ async def get_mapping(
     request: Request[Any, Any, Any], entity: FromPath[str], name: FromPath[str]
 ) -> Response[bytes]:
     """One saved mapping."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
-    return _json({"name": name, "columns": await MappingStore(site.db).get(entity, name)})
+    return json_response({"name": name, "columns": await MappingStore(site.db).get(entity, name)})
 
 
 class _MappingBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -208,13 +192,9 @@ async def save_mapping(
     request: Request[Any, Any, Any], entity: FromPath[str], name: FromPath[str]
 ) -> Response[bytes]:
     """Save a mapping (``{"columns": {header: field or null}}``) under ``name``."""
-    site = _site(request)
+    site = site_of(request)
     rt = site.runtime(entity)
-    body = await request.body()
-    try:
-        payload = msgspec.json.decode(body, type=_MappingBody)
-    except msgspec.ValidationError as exc:
-        raise invalid_input(body, exc) from exc
+    payload = decode_body(await request.body(), _MappingBody)
     columns = parse_mapping(payload.columns, "columns")
     for header, target in columns.items():
         if target is not None and target != "id" and target not in rt.fields:
@@ -222,7 +202,7 @@ async def save_mapping(
                 FieldProblem(f"columns.{header}", f"{entity} has no field {target!r}")
             )
     await MappingStore(site.db).save(entity, name, columns)
-    return _json({"name": name, "columns": columns})
+    return json_response({"name": name, "columns": columns})
 
 
 @delete("/records/{entity:str}/import/mappings/{name:str}", status_code=200)
@@ -230,10 +210,10 @@ async def delete_mapping(
     request: Request[Any, Any, Any], entity: FromPath[str], name: FromPath[str]
 ) -> Response[bytes]:
     """Forget a saved mapping."""
-    site = _site(request)
+    site = site_of(request)
     site.runtime(entity)
     await MappingStore(site.db).delete(entity, name)
-    return _json({"deleted": name})
+    return json_response({"deleted": name})
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -242,7 +222,7 @@ async def delete_mapping(
 @get("/jobs/{job_id:int}")
 async def get_job(request: Request[Any, Any, Any], job_id: FromPath[int]) -> Response[bytes]:
     """A background job: status, progress, result."""
-    return _json(await JobRunner.of(_site(request)).view(job_id))
+    return json_response(await JobRunner.of(site_of(request)).view(job_id))
 
 
 # -- export -----------------------------------------------------------------------------
@@ -263,9 +243,11 @@ class _ExportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 async def _stream(request: Request[Any, Any, Any], entity: str, options: ExportOptions) -> Stream:
-    export = await open_export(_site(request), entity, options)
+    export = await open_export(site_of(request), entity, options)
     return Stream(
-        content=export.content, media_type=export.media_type, headers=_attachment(export.filename)
+        content=export.content,
+        media_type=export.media_type,
+        headers={"Content-Disposition": content_disposition("attachment", export.filename)},
     )
 
 
@@ -302,12 +284,8 @@ async def export_get(request: Request[Any, Any, Any], entity: FromPath[str]) -> 
 @post("/records/{entity:str}/export", status_code=200)
 async def export_post(request: Request[Any, Any, Any], entity: FromPath[str]) -> Stream:
     """Like ``GET .../export``, with the query as a JSON body (for long filters)."""
-    _site(request).runtime(entity)
-    body = await request.body()
-    try:
-        payload = msgspec.json.decode(body, type=_ExportBody)
-    except msgspec.ValidationError as exc:
-        raise invalid_input(body, exc) from exc
+    site_of(request).runtime(entity)
+    payload = decode_body(await request.body(), _ExportBody)
     options = ExportOptions(
         format=payload.format.lower(),
         filter=payload.filter,
