@@ -304,6 +304,12 @@ class Site:
     def _check_entity(self, entity: EntityDef) -> None:
         try:
             entity.check()
+            # what fields may refer to: the site's model, every plugin's entities, this one
+            model = {
+                **self.entities,
+                **{e.name: e for e in self.plugins.entities()},
+                entity.name: entity,
+            }
             for position, definition in enumerate(entity.fields):
                 field_type = self.plugins.field_types.get(definition.type)
                 if field_type is None:
@@ -313,11 +319,6 @@ class Site:
                         f"(known: {', '.join(self.plugins.field_types.names())})",
                     )
                 field_type.check_options(definition, f"fields[{position}]")
-                model = {
-                    **self.entities,
-                    **{e.name: e for e in self.plugins.entities()},
-                    entity.name: entity,
-                }
                 field_type.check_in_entity(
                     definition, entity, f"fields[{position}]", self.rules, model
                 )
@@ -327,11 +328,7 @@ class Site:
                         raise MetadataError(f"fields[{position}].default", reason)
                 if field_type.storage_for(definition) == "link":
                     target = definition.options["target"]
-                    if (
-                        target not in self.entities
-                        and target != entity.name
-                        and target not in {e.name for e in self.plugins.entities()}
-                    ):
+                    if target not in model:
                         raise MetadataError(
                             f"fields[{position}].options.target", f"unknown entity {target!r}"
                         )
