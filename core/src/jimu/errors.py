@@ -12,10 +12,13 @@ from typing import Any
 __all__ = [
     "Conflict",
     "FieldProblem",
+    "Forbidden",
     "JimuError",
     "NotFound",
     "PluginError",
     "SiteError",
+    "TooManyRequests",
+    "Unauthorized",
     "ValidationFailed",
 ]
 
@@ -62,6 +65,30 @@ class ValidationFailed(JimuError):
         return cls(FieldProblem(field, reason))
 
 
+class Unauthorized(JimuError):
+    """The request carries no valid credentials: not signed in, or a bad token (HTTP 401)."""
+
+    status = 401
+    title = "Not signed in"
+    type_suffix = "unauthorized"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="jimu"'}
+
+
+class Forbidden(JimuError):
+    """The principal is known but may not do this (HTTP 403).
+
+    A record that a row condition hides is a :class:`NotFound` instead, so a
+    403 never tells whether a hidden record exists.
+    """
+
+    status = 403
+    title = "Forbidden"
+    type_suffix = "forbidden"
+
+
 class NotFound(JimuError):
     """The entity, record or plugin asked for does not exist (HTTP 404)."""
 
@@ -92,3 +119,15 @@ class SiteError(JimuError):
     status = 500
     title = "Site configuration error"
     type_suffix = "site-error"
+
+
+class TooManyRequests(JimuError):
+    """Too many requests from one client: form submissions, sign-ins (HTTP 429, Retry-After)."""
+
+    status = 429
+    title = "Too many requests"
+    type_suffix = "too-many-requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import tomli_w
 
+from jimu.auth.service import Auth
 from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
 from jimu.fields import VirtualColumn
 from jimu.files.store import ensure_tables as ensure_file_tables
@@ -151,6 +152,7 @@ class Site:
         self.db = Database(config.database_url, base_dir=folder)
         self.meta = MetadataStore(self.db)
         self.records = RecordRepository(self)
+        self.auth = Auth(self)
         self.entities: dict[str, EntityDef] = {}
         self._runtimes: dict[str, EntityRuntime] = {}
         self.pending = SchemaPlan()
@@ -226,6 +228,7 @@ class Site:
         try:
             await self.meta.ensure_tables()
             await ensure_file_tables(self.db)
+            await self.auth.open()
             await self._install_new_plugins()
             await self.sync()
             await self.plugins.call_async("jimu_startup", site=self)
@@ -385,6 +388,7 @@ class Site:
         await self._build_forms()
         self.pending = SchemaPlan([*blocked, *plan.destructive])
         self.model_version += 1
+        self.auth.forget_accesses()  # field lists of entities may have changed
         return self.pending
 
     async def _change_model(

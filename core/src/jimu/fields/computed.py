@@ -23,9 +23,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
 import msgspec
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from jimu.auth.passwords import hash_password, verify_password
 from jimu.errors import FieldProblem, ValidationFailed
 from jimu.fields import Dialect, FieldType, Storage, WriteContext
 from jimu.meta import EntityDef, FieldDef, MetadataError, Translatable
@@ -260,9 +259,6 @@ class ModifiedTimeType(FieldType):
         return context.now
 
 
-_HASHER = PasswordHasher()
-
-
 class PasswordType(FieldType):
     """A secret: stored as an argon2 hash, never returned, exported, filtered or sorted on."""
 
@@ -289,16 +285,11 @@ class PasswordType(FieldType):
     def to_db(self, field: FieldDef, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return _HASHER.hash(value)  # never the plain text, whatever path the value took
+        return hash_password(value)  # never the plain text, whatever path the value took
 
     def verify(self, stored: str | None, candidate: str) -> bool:
         """Whether ``candidate`` is the password whose hash is ``stored``."""
-        if not stored:
-            return False
-        try:
-            return _HASHER.verify(stored, candidate)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+        return verify_password(stored, candidate)
 
     def parse_cell(self, field: FieldDef, cell: Any, timezone: dt.tzinfo) -> Any:
         from jimu.fields.cells import CellError

@@ -16,8 +16,9 @@ from litestar.datastructures import State
 import jimu
 from jimu.http.api import api_router
 from jimu.http.files import files_router
-from jimu.http.forms import RateLimiter, forms_router
+from jimu.http.forms import forms_router
 from jimu.http.io import io_router
+from jimu.http.limits import RateLimiter
 from jimu.http.openapi import openapi_document
 from jimu.http.problems import exception_handlers, problem
 from jimu.site import Site

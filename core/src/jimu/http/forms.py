@@ -12,16 +12,22 @@
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath
 
-from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.errors import (
+    Conflict,
+    FieldProblem,
+    JimuError,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
 from jimu.forms import CompiledForm
+from jimu.http.limits import RateLimiter
 from jimu.http.responses import decode_body, json_response, site_of
 from jimu.meta import translate
 from jimu.meta.forms import FormDef
@@ -30,44 +36,12 @@ from jimu.site import Site
 __all__ = ["forms_router"]
 
 
-class TooManyRequests(JimuError):
-    """A client sent more submissions than a public form allows (HTTP 429, with Retry-After)."""
-
-    status = 429
-    title = "Too many requests"
-    type_suffix = "too-many-requests"
-
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail, retry_after=retry_after)
-        self.headers = {"Retry-After": str(retry_after)}
-
-
 class CaptchaUnavailable(JimuError):
     """A form asks for a captcha but no enabled plugin verifies one (HTTP 503)."""
 
     status = 503
     title = "Captcha unavailable"
     type_suffix = "captcha-unavailable"
-
-
-class RateLimiter:
-    """A sliding window of submission times per (form, client address), in this process."""
-
-    def __init__(self) -> None:
-        self._hits: dict[tuple[str, str], deque[float]] = {}
-
-    def check(self, key: tuple[str, str], limit: int, window: float) -> float | None:
-        """Record a hit; return the seconds to wait when over the limit (the hit is not kept)."""
-        now = time.monotonic()
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - window:
-            hits.popleft()
-        if len(hits) >= limit:
-            return hits[0] + window - now
-        hits.append(now)
-        if len(self._hits) > 100_000:  # bounded memory under a flood of addresses
-            self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - window}
-        return None
 
 
 def _form_view(site: Site, form: CompiledForm) -> dict[str, Any]:

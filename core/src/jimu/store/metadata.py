@@ -61,7 +61,14 @@ def _ddl(db: Database) -> list[str]:
         " kind TEXT NOT NULL,"
         f" payload {json_type} NOT NULL,"
         " occurred_at TIMESTAMPTZ NOT NULL,"
-        " dispatched_at TIMESTAMPTZ)",
+        " dispatched_at TIMESTAMPTZ,"
+        # who made the change (the audit log reads record changes from here)
+        " actor_kind TEXT NOT NULL DEFAULT 'system',"
+        " actor_id BIGINT,"
+        " actor_name TEXT NOT NULL DEFAULT 'system',"
+        " token_id BIGINT,"
+        " ip TEXT,"
+        " request_id TEXT)",
         "CREATE INDEX IF NOT EXISTS ix_jimu_event_pending ON jimu_event (dispatched_at, id)",
         "CREATE TABLE IF NOT EXISTS jimu_counter (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS jimu_form ("

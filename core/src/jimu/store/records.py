@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from jimu.auth.context import current_actor
 from jimu.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from jimu.fields import (
     Dialect,
@@ -110,6 +111,19 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
     return False
+
+
+#: One outbox row: a record change and who made it (the audit log reads these).
+EVENT_INSERT = (
+    "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at, actor_kind, "
+    "actor_id, actor_name, token_id, ip, request_id) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})"
+)
+
+
+def actor_columns() -> tuple[Any, ...]:
+    """The acting principal as the ``jimu_event`` actor columns."""
+    actor = current_actor()
+    return (actor.kind, actor.id, actor.name, actor.token_id, actor.ip, actor.request_id)
 
 
 def _now_utc() -> dt.datetime:
@@ -592,13 +606,14 @@ class RecordRepository:
     ) -> None:
         now = _now_utc()
         await self.db.execute(
-            "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at) VALUES ({}, {}, {}, {}, {})",
+            EVENT_INSERT,
             [
                 rt.name,
                 record_id,
                 kind,
                 msgspec.json.encode(payload).decode(),
                 rt.to_db("created_at", now),
+                *actor_columns(),
             ],
         )
 
@@ -879,11 +894,11 @@ class RecordRepository:
                 raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
             occurred = rt.to_db("created_at", _now_utc())
             encode = msgspec.json.encode
+            actor = actor_columns()
             await self.db.execute_many(
-                "INSERT INTO jimu_event (entity, record_id, kind, payload, occurred_at) "
-                "VALUES ({}, {}, {}, {}, {})",
+                EVENT_INSERT,
                 [
-                    (rt.name, record["id"], "created", encode(record).decode(), occurred)
+                    (rt.name, record["id"], "created", encode(record).decode(), occurred, *actor)
                     for record in records
                 ],
             )
