@@ -152,6 +152,15 @@ class FieldType:
     #: True when :meth:`resolve` must see values before they are stored (file references).
     resolves: ClassVar[bool] = False
 
+    #: How a value that lives in rows of other tables is kept, or ``None`` for a value of the
+    #: record's own row: ``"links"`` (a junction table the kernel manages, one row per linked
+    #: record: multi-link) or ``"children"`` (records of another entity whose link points
+    #: back here, written with the record: child table). Such a type is also :attr:`virtual`
+    #: (no column; its :meth:`virtual_column` is what filters see) yet writable; the record
+    #: repository writes it after the record's row, in the same transaction
+    #: (:mod:`jimu.store.related`).
+    relation: ClassVar[Literal["links", "children"] | None] = None
+
     async def resolve(
         self, field: FieldDef, items: Sequence[tuple[str, Any]], site: Any
     ) -> list[Any]:

@@ -33,7 +33,7 @@ from jimu.fields.contact import PhoneType
 from jimu.fields.files import AttachmentType, ImageType
 from jimu.fields.geo import GEO_WITHIN, GeolocationType
 from jimu.fields.numbers import CurrencyType, PercentType, RatingType
-from jimu.fields.relations import LookupType, RollupType
+from jimu.fields.relations import ChildTableType, LookupType, MultiLinkType, RollupType
 from jimu.fields.text import BarcodeType, ColorType, RichTextType
 from jimu.fields.times import DurationType, TimeType
 from jimu.hookspecs import hookimpl
@@ -296,6 +296,8 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
     LookupType,
     RollupType,
     AttachmentType,
+    MultiLinkType,
+    ChildTableType,
     ImageType,
 )
 

@@ -508,6 +508,8 @@ class _SqlCompiler:
             if items is None:
                 return _FALSE
             self.fail(node, f"'in' needs an array or text, not {describe(items)}")
+        if needle.is_const and haystack.type == "json":
+            return self.in_json(node, needle.const, haystack)
         if needle.is_const and haystack.type == "text":
             if needle.const is None:
                 return _FALSE
@@ -558,6 +560,58 @@ class _SqlCompiler:
                 needle.null_if if needle.nullable else (),
             )
         return SqlValue("(" + " OR ".join(parts) + ")", tuple(params), "boolean", False, ())
+
+    def in_json(self, node: Call, needle: Any, haystack: SqlValue) -> SqlValue:
+        """A constant ``in`` a JSON field: a member (``===``) of an array, a substring of
+        a string, false for anything else (multi-links, tags, JSON fields)."""
+        if isinstance(needle, (list, tuple, dict)):
+            self.fail(node, "'in' with an array or object inside a json field has no SQL form")
+        h, hp = haystack.sql, haystack.params
+        kinds: tuple[str, ...]
+        if isinstance(needle, bool):
+            kinds, value = (("true",) if needle else ("false",)), None
+        elif needle is None:
+            kinds, value = ("null",), None
+        elif isinstance(needle, str):
+            kinds, value = ("text",), self.param(needle, "text")
+        else:  # a number: equal to any JSON number of the same value
+            kinds, value = ("integer", "real"), self.number_param(needle, _natural_type(needle))
+        if self.pg:
+            pg_kind = {"true": "boolean", "false": "boolean", "null": "null", "text": "string"}
+            item_type = pg_kind.get(kinds[0], "number")
+            test = f"jsonb_typeof(_je.v) = '{item_type}'"
+            if isinstance(needle, bool):
+                test += f" AND _je.v = '{'true' if needle else 'false'}'::jsonb"
+            elif value is not None:
+                cast = "" if isinstance(needle, str) else "::numeric"
+                test += f" AND (_je.v #>> '{{{{}}}}'){cast} = {value.sql}"
+            member = f"EXISTS (SELECT 1 FROM jsonb_array_elements({h}) AS _je(v) WHERE {test})"
+            text_test = f"strpos({h} #>> '{{{{}}}}', {{}}) > 0"
+            sql = (
+                f"(CASE jsonb_typeof({h}) WHEN 'array' THEN {member} "
+                f"WHEN 'string' THEN {text_test} ELSE FALSE END)"
+            )
+        else:
+            test = "_je.type IN (" + ", ".join(f"'{kind}'" for kind in kinds) + ")"
+            if value is not None:
+                test += f" AND _je.value = {value.sql}"
+            member = f"EXISTS (SELECT 1 FROM json_each({h}) AS _je WHERE {test})"
+            text_test = f"instr(json_extract({h}, '$'), {{}}) > 0"
+            sql = (
+                f"(CASE json_type({h}) WHEN 'array' THEN {member} "
+                f"WHEN 'text' THEN {text_test} ELSE 0 END)"
+            )
+        params = (
+            hp
+            + hp
+            + (value.params if value is not None else ())
+            + hp
+            + (js_str(needle) if needle is not None else "\x00",)
+        )
+        if needle is None:  # null is never inside text
+            sql = sql.replace(text_test, "FALSE" if self.pg else "0")
+            params = hp + hp
+        return SqlValue(sql, params, "boolean", False, ())
 
     def in_text(self, node: Call, needle: SqlValue, text: str) -> SqlValue:
         if needle.type == "text":

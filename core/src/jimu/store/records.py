@@ -39,6 +39,7 @@ from jimu.fields import (
 )
 from jimu.meta import EntityDef, FieldDef
 from jimu.store.database import Database
+from jimu.store.related import attach_children, delete_related, write_related
 
 if TYPE_CHECKING:
     from jimu.forms import CompiledForm
@@ -216,6 +217,11 @@ class EntityRuntime:
         self.links = {
             n: f.options["target"] for n, f in self.fields.items() if self.storage[n] == "link"
         }
+        #: Fields whose values live in other tables (multi-links, child tables): written
+        #: after the record's row, see :mod:`jimu.store.related`.
+        self.related = [n for n, t in self.types.items() if t.relation is not None]
+        #: Child-table fields: their rows are read with one query per page.
+        self.children = [n for n, t in self.types.items() if t.relation == "children"]
 
     def _struct(self, kind: str, *, partial: bool) -> type[msgspec.Struct]:
         spec: list[tuple[str, Any, Any] | tuple[str, Any]] = []
@@ -482,6 +488,7 @@ class RecordRepository:
         now = _now_utc()
         if rt.filled:
             await self._fill(rt, values, None, now, rt.filled)
+        related = {name: values.pop(name) for name in rt.related if name in values}
         columns = ["created_at", "updated_at", *values]
         params = [rt.to_db("created_at", now), rt.to_db("updated_at", now)]
         params.extend(rt.to_db(name, value) for name, value in values.items())
@@ -492,6 +499,8 @@ class RecordRepository:
         )
         rows = await self._write(rt, sql, params, prefix)
         record = rt.read_row(rows[0])
+        if related:  # multi-links and child rows, once the record has its id
+            await write_related(self, rt, record["id"], related, prefix, None)
         if rt.virtual:  # lookups and rollups are computed by a read
             record = await self._fetch_for_update(rt, record["id"])
         await self._event(rt, record["id"], "created", record)
@@ -624,7 +633,10 @@ class RecordRepository:
         )
         if row is None:
             raise NotFound(f"no {rt.name} record with id {record_id}")
-        return rt.read_row(row)
+        record = rt.read_row(row)
+        if rt.children:
+            await attach_children(self, rt, [record])
+        return record
 
     async def update(
         self,
@@ -670,7 +682,9 @@ class RecordRepository:
         if rt.resolving:
             await self._resolve(rt, [(prefix, changes)])
         changes = {name: value for name, value in changes.items() if before.get(name) != value}
-        if not changes:
+        related = {name: changes.pop(name) for name in rt.related if name in changes}
+        touched = await write_related(self, rt, record_id, related, prefix, before)
+        if not changes and not touched:
             return before  # nothing would change: no write, no event, no after-hook
         now = _now_utc()
         if rt.refilled:
@@ -688,7 +702,11 @@ class RecordRepository:
         record = rt.read_row(rows[0])
         if rt.virtual:  # lookups and rollups are computed by a read
             record = await self._fetch_for_update(rt, record["id"])
-        changed = {name: record[name] for name in changes if before.get(name) != record.get(name)}
+        changed = {
+            name: record[name]
+            for name in [*changes, *touched]
+            if before.get(name) != record.get(name)
+        }
         await self._event(
             rt,
             record_id,
@@ -714,6 +732,7 @@ class RecordRepository:
             await plugins.call_async(
                 "jimu_before_delete", site=self.site, entity=rt.entity, record=record
             )
+        await delete_related(self, rt, record_id)  # children (with their events), junction rows
         await self.db.execute(f"DELETE FROM {rt.quoted} WHERE id = {{}}", [record_id])
         await self._event(rt, record_id, "deleted", record)
         if plugins.has_hook("jimu_after_delete"):
@@ -1023,7 +1042,10 @@ class RecordRepository:
         row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no {rt.name} record with id {record_id}")
-        return rt.read_row(row)
+        record = rt.read_row(row)
+        if rt.children:
+            await attach_children(self, rt, [record])
+        return record
 
     async def query(self, entity: str, query: ListQuery) -> Page:
         """One page of records matching ``query``, in a stable order."""
@@ -1068,6 +1090,8 @@ class RecordRepository:
             for name in extra:
                 row.pop(name, None)
             data.append(rt.read_row(row))
+        if rt.children:  # child rows: one query per child table for the whole page
+            await attach_children(self, rt, data)
         page: dict[str, Any] = {"limit": query.limit, "next_cursor": next_cursor}
         if query.count != "none":
             page.update(

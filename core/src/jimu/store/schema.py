@@ -166,6 +166,7 @@ async def diff(
 ) -> SchemaPlan:
     """Compare ``entities`` with the live database and plan the changes."""
     plan = SchemaPlan()
+    entities = list(entities)
     tables = await db.table_names()
     q = db.quote
     sql_types = _SQL_TYPES[db.dialect]
@@ -287,6 +288,14 @@ async def diff(
                     values_at_risk=await _count_rows(db, name),
                 )
             )
+    # junction tables of multi-link fields: created like tables, dropped only by a person
+    from jimu.store.related import junction_changes
+
+    plan.changes.extend(
+        await junction_changes(
+            db, entities, field_types, tables=tables, dropped_entities=dropped_entities
+        )
+    )
     return plan
 
 
