@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import functools
 import itertools
+import operator
 import sqlite3
 import time
 import zoneinfo
@@ -29,11 +30,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from jimu.errors import FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
 from jimu.fields import FieldType
 from jimu.fields.cells import CellError
 from jimu.io.access import importable_fields
-from jimu.io.fastcells import fast_parser
+from jimu.io.fastcells import fast_column_parser, fast_parser
 from jimu.io.mapping import Column, MappingStore, candidates, match_columns, normalise, score
 from jimu.io.sources import Source, Table, column_letter, open_table
 from jimu.io.tables import ensure_tables, now_param, read_json, read_time
@@ -277,16 +278,31 @@ class _Target:
     columns: list[Column]
     parse: Callable[[Any], Any]
     title: str
+    #: ``parse`` over a whole column of a chunk (raises on a cell it cannot parse)
+    parse_column: Callable[[Sequence[Any]], list[Any]]
 
 
-def _parser(
-    field_type: FieldType, rt: EntityRuntime, name: str, tz: dt.tzinfo
-) -> Callable[[Any], Any]:
+def _target(
+    field_type: FieldType, rt: EntityRuntime, name: str, columns: list[Column], tz: dt.tzinfo
+) -> _Target:
     """The field type's ``parse_cell`` for one field (with the kernel's shortcuts when it can)."""
     parse_cell = functools.partial(field_type.parse_cell, rt.fields[name], timezone=tz)
     if type(field_type).parse_cell is FieldType.parse_cell:
-        return fast_parser(rt.storage[name], parse_cell, tz)
-    return parse_cell
+        storage = rt.storage[name]
+        return _Target(
+            name,
+            columns,
+            fast_parser(storage, parse_cell, tz),
+            columns[0].title,
+            fast_column_parser(storage, parse_cell, tz),
+        )
+    return _Target(
+        name,
+        columns,
+        parse_cell,
+        columns[0].title,
+        lambda cells: [parse_cell(cell) for cell in cells],
+    )
 
 
 def _display(cell: Any) -> str:
@@ -468,19 +484,31 @@ class _Plan:
         self.targets: list[_Target] = []
         for name, group in by_field.items():
             if name == "id":
-                self.targets.append(_Target(name, group, _id_cell, group[0].title))
+                self.targets.append(
+                    _Target(
+                        name,
+                        group,
+                        _id_cell,
+                        group[0].title,
+                        lambda cells: [_id_cell(cell) for cell in cells],
+                    )
+                )
                 continue
-            self.targets.append(
-                _Target(name, group, _parser(rt.types[name], rt, name, tz), group[0].title)
-            )
+            self.targets.append(_target(rt.types[name], rt, name, group, tz))
         self.titles = {target.name: target.title for target in self.targets}
-        #: (column, parse) of each field when every field has one column (the fast path)
-        self.singles: list[tuple[int, Callable[[Any], Any]]] | None = None
         self.names = [target.name for target in self.targets]
+        #: when every field has one column (the fast path): the cells of a row that go
+        #: into fields, in the order of ``targets``, and how long a row must be for it
+        self.pick: Callable[[list[Any]], tuple[Any, ...]] | None = None
         self.width = 0
         if all(len(target.columns) == 1 for target in self.targets):
-            self.singles = [(target.columns[0].index, target.parse) for target in self.targets]
-            self.width = 1 + max(index for index, _ in self.singles)
+            indexes = [target.columns[0].index for target in self.targets]
+            if len(indexes) == 1:
+                only = indexes[0]
+                self.pick = lambda cells: (cells[only],)
+            else:
+                self.pick = operator.itemgetter(*indexes)
+            self.width = 1 + max(indexes)
         self.unique = [
             name
             for name, definition in rt.fields.items()
@@ -596,15 +624,15 @@ class _Run:
                 if _blank_row(cells):
                     self.outcome.blank += 1
                     continue
-                row = _Row(number, cells)
-                self.parse(row)
-                chunk.append(row)
+                chunk.append(_Row(number, cells))
                 if len(chunk) >= CHUNK_ROWS:
+                    self.parse(chunk)
                     await self.hand_over(chunks, chunk, writer)
                     chunk = []
                 elif count % 128 == 0:
                     await asyncio.sleep(0)  # let the writer go on while the database works
             if chunk:
+                self.parse(chunk)
                 await self.hand_over(chunks, chunk, writer)
             await self.hand_over(chunks, None, writer)
             await writer
@@ -664,7 +692,6 @@ class _Run:
                     self.problem(
                         row, key, f"no {self.rt.name} record with this {key}", row.values.get(key)
                     )
-        inserts = await self.check_taken(inserts)
         inserts = await self.check_links(inserts)
         await self.insert(inserts)
         await self.update(updates)
@@ -673,26 +700,63 @@ class _Run:
             self.progress.total = self.progress.processed
         await self.report()
 
-    def parse(self, row: _Row) -> None:
+    def parse(self, rows: list[_Row]) -> None:
+        """Turn the cells of ``rows`` into field values, a column at a time; name bad cells.
+
+        When every field has one column, each field's cells of the whole chunk
+        go through its column parser at once. A column with a cell that parser
+        refuses is parsed again a cell at a time, which names every bad cell.
+        Rows too short for that, and fields filled from several columns, go a
+        row at a time.
+        """
         plan = self.plan
-        cells = row.cells
-        if plan.singles is not None and len(cells) >= plan.width:
+        pick = plan.pick
+        if pick is None:
+            for row in rows:
+                self.parse_row(row)
+            return
+        width = plan.width
+        full = rows
+        if any(len(row.cells) < width for row in rows):
+            full = [row for row in rows if len(row.cells) >= width]
+            for row in rows:
+                if len(row.cells) < width:
+                    self.parse_row(row)
+        if not full:
+            return
+        columns = []
+        for target, cells in zip(
+            plan.targets, zip(*[pick(row.cells) for row in full], strict=True), strict=True
+        ):
             try:
-                parsed = [parse(cells[index]) for index, parse in plan.singles]
-            except Exception:
-                pass  # a bad cell: the loop below names it
-            else:
-                if self.clear:
-                    row.values = dict(zip(plan.names, parsed, strict=True))
-                else:
-                    row.values = {
-                        name: value
-                        for name, value in zip(plan.names, parsed, strict=True)
-                        if value is not None
-                    }
-                return
+                values = target.parse_column(cells)
+            except (CellError, ValueError, TypeError, AttributeError):
+                values = []
+                parse = target.parse
+                for row, cell in zip(full, cells, strict=True):
+                    try:
+                        values.append(parse(cell))
+                    except (CellError, ValueError, TypeError) as exc:
+                        self.problem(row, target.name, str(exc) or type(exc).__name__, cell)
+                        values.append(None)
+            columns.append(values)
+        names = plan.names
+        if self.clear:
+            for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
+                row.values = dict(zip(names, parsed, strict=True))
+        else:
+            for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
+                row.values = {
+                    name: value
+                    for name, value in zip(names, parsed, strict=True)
+                    if value is not None
+                }
+
+    def parse_row(self, row: _Row) -> None:
+        """Turn the cells of one row into field values; name every bad cell."""
+        cells = row.cells
         values = row.values
-        for target in plan.targets:
+        for target in self.plan.targets:
             if len(target.columns) == 1:
                 index = target.columns[0].index
                 cell = cells[index] if index < len(cells) else None
@@ -835,7 +899,14 @@ class _Run:
         return attributed
 
     async def insert(self, rows: list[_Row]) -> None:
+        """Create the records of ``rows`` together; name the rows that cannot be created.
+
+        Unique values that records already hold are looked up only when the
+        database refuses the rows (the unique index is the check that counts):
+        then those rows are named and the others tried again.
+        """
         attempts = 0
+        looked_up = False
         while rows:
             attempts += 1
             try:
@@ -844,6 +915,16 @@ class _Run:
                     [self.new_values(row) for row in rows],
                     prefixes=[f"{index}." for index in range(len(rows))],
                 )
+            except Conflict as exc:
+                if not looked_up and self.plan.unique:
+                    looked_up = True
+                    rows = await self.check_taken(rows)
+                    continue
+                if attempts < 4 and self.attribute(rows, exc):
+                    rows = [row for row in rows if not row.bad]
+                    continue
+                await self.insert_one_by_one(rows)
+                return
             except JimuError as exc:
                 if attempts < 4 and self.attribute(rows, exc):
                     rows = [row for row in rows if not row.bad]
