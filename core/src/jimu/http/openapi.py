@@ -116,6 +116,51 @@ def _metadata_paths() -> dict[str, Any]:
     }
 
 
+def _title(entity: str) -> str:
+    return "".join(part.title() for part in entity.split("_"))
+
+
+def _related_schemas(site: Site, components: dict[str, Any]) -> None:
+    """What multi-link and child-table fields hold, which their structs cannot say.
+
+    A multi-link reads as its sorted ids; a child table is written as rows of
+    the child entity (with ``id`` to change an existing row) and reads as the
+    child records.
+    """
+    for name in sorted(site.entities):
+        runtime = site.runtime(name)
+        title = _title(name)
+        for field in runtime.related:
+            definition = runtime.fields[field]
+            if runtime.types[field].relation == "links":
+                read: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
+                write = None
+            else:
+                child = _title(definition.options["entity"])
+                read = {"type": "array", "items": {"$ref": f"#/components/schemas/{child}Record"}}
+                write = {
+                    "type": "array",
+                    "items": {
+                        "allOf": [
+                            {"$ref": f"#/components/schemas/{child}Patch"},
+                            {
+                                "type": "object",
+                                "properties": {"id": {"type": "integer", "minimum": 1}},
+                            },
+                        ]
+                    },
+                    "description": "The whole list: a row with id changes that row, a row "
+                    "without creates one, a row left out is deleted",
+                }
+            components[f"{title}Record"]["properties"][field] = {"anyOf": [read, {"type": "null"}]}
+            if write is None:
+                continue
+            for kind in ("Create", "Patch"):
+                properties = components[f"{title}{kind}"]["properties"]
+                if field in properties:
+                    properties[field] = {"anyOf": [write, {"type": "null"}]}
+
+
 def openapi_document(site: Site) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document for ``site`` as it is now."""
     structs: list[Any] = []
@@ -251,6 +296,7 @@ def openapi_document(site: Site) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
+    _related_schemas(site, components)
     components["Problem"] = {
         "type": "object",
         "properties": {
