@@ -1,0 +1,246 @@
+"""Time buckets in the site's time zone, as SQL for each dialect and as Python keys.
+
+Datetimes are stored in UTC: on PostgreSQL as ``TIMESTAMPTZ``, on SQLite as
+fixed-width text (``2024-03-01 08:30:00.000000+00:00``). PostgreSQL converts
+with ``AT TIME ZONE``. SQLite knows no time zones, so the zone's UTC offsets
+are read from the time-zone database once and compiled into the query: a
+constant shift for a zone without transitions in sight, otherwise a search
+over the zone's transitions (a balanced tree of comparisons with the newest
+offset tested first), so daylight saving time and old offsets stay right.
+
+Buckets come back from SQL as local dates (hour buckets: local wall-clock
+hours); :func:`bucket_key` turns either dialect's value into the same Python
+key, :func:`bucket_series` lists every bucket of a range so empty ones can be
+filled, and weeks start on Monday everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from collections.abc import Iterator
+from typing import Any
+
+from jimu.fields import Dialect
+
+__all__ = [
+    "BucketKey",
+    "bucket_bounds",
+    "bucket_key",
+    "bucket_label",
+    "bucket_series",
+    "bucket_sql",
+    "local_transitions",
+    "shift_bucket",
+]
+
+#: A bucket: its first local day (``hour``: its local wall-clock hour, naive).
+BucketKey = dt.date | dt.datetime
+
+_SCAN_FROM = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_SCAN_TO = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+@functools.cache
+def local_transitions(timezone: str) -> tuple[int, tuple[tuple[dt.datetime, int], ...]]:
+    """The zone's UTC offset before 1900 (seconds) and each later change: (UTC instant, new offset).
+
+    Found by stepping a day at a time from 1900 to 2100 and bisecting each
+    change to the second; computed once per zone and process.
+    """
+    zone = zoneinfo.ZoneInfo(timezone)
+
+    def offset(moment: dt.datetime) -> int:
+        delta = moment.astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    first = offset(_SCAN_FROM)
+    changes: list[tuple[dt.datetime, int]] = []
+    step = dt.timedelta(days=1)
+    previous_moment, previous_offset = _SCAN_FROM, first
+    moment = _SCAN_FROM + step
+    while moment <= _SCAN_TO:
+        current = offset(moment)
+        if current != previous_offset:
+            low, high = previous_moment, moment  # offset(low) is old, offset(high) is new
+            while (high - low) > dt.timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                middle = middle.replace(microsecond=0)
+                if middle <= low:
+                    break
+                if offset(middle) == previous_offset:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((high, current))
+            previous_offset = current
+        previous_moment = moment
+        moment += step
+    return first, tuple(changes)
+
+
+def _sqlite_text(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sqlite_local(column: str, timezone: str) -> str:
+    """SQLite text ``YYYY-MM-DD HH:MM:SS`` of a stored UTC datetime in the zone's wall clock."""
+    first, changes = local_transitions(timezone)
+    moment = f"substr({column}, 1, 19)"
+
+    def shifted(seconds: int) -> str:
+        return f"datetime({moment}, '{seconds:+d} seconds')" if seconds else f"datetime({moment})"
+
+    if not changes:
+        return shifted(first)
+    # segments: [(start or None, offset)], searched as a balanced tree
+    segments: list[tuple[dt.datetime | None, int]] = [(None, first), *changes]
+
+    def tree(low: int, high: int) -> str:  # segments[low:high], at least one
+        if high - low == 1:
+            return shifted(segments[low][1])
+        middle = (low + high) // 2
+        start = segments[middle][0]
+        assert start is not None
+        return (
+            f"CASE WHEN {column} < '{_sqlite_text(start)}' "
+            f"THEN {tree(low, middle)} ELSE {tree(middle, high)} END"
+        )
+
+    newest_start, newest_offset = segments[-1]
+    assert newest_start is not None
+    return (
+        f"CASE WHEN {column} >= '{_sqlite_text(newest_start)}' THEN {shifted(newest_offset)} "
+        f"ELSE {tree(0, len(segments) - 1)} END"
+    )
+
+
+def bucket_sql(
+    column: str, storage: str, bucket: str, dialect: Dialect, timezone: str
+) -> tuple[str, list[Any]]:
+    """SQL (``{}`` placeholders) and parameters for the local bucket of a date/datetime column."""
+    if dialect == "postgres":
+        if storage == "datetime":
+            local, params = f"({column} AT TIME ZONE {{}})", [timezone]
+        else:
+            local, params = f"CAST({column} AS TIMESTAMP)", []
+        if bucket == "hour":
+            return f"date_trunc('hour', {local})", params
+        return f"CAST(date_trunc('{bucket}', {local}) AS DATE)", params
+    local = _sqlite_local(column, timezone) if storage == "datetime" else column
+    if bucket == "hour":
+        return f"strftime('%Y-%m-%d %H:00:00', {local})", []
+    if bucket == "day":
+        return f"date({local})", []
+    if bucket == "week":
+        return f"date({local}, '-6 days', 'weekday 1')", []
+    if bucket == "month":
+        return f"strftime('%Y-%m-01', {local})", []
+    if bucket == "year":
+        return f"strftime('%Y-01-01', {local})", []
+    # quarter: the first month of the month's quarter, looked up in a 12-entry string
+    return (
+        f"(strftime('%Y-', {local}) || substr('010101040404070707101010', "
+        f"CAST(strftime('%m', {local}) AS INTEGER) * 2 - 1, 2) || '-01')",
+        [],
+    )
+
+
+def bucket_key(value: Any, bucket: str) -> BucketKey | None:
+    """The Python key of a bucket as either dialect returns it."""
+    if value is None:
+        return None
+    if bucket == "hour":
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=None)
+        return dt.datetime.fromisoformat(str(value))
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def truncate(day: dt.date, bucket: str) -> dt.date:
+    """The first day of the bucket holding ``day`` (day, week, month, quarter, year)."""
+    if bucket == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    if bucket == "quarter":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    if bucket == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    total = day.year * 12 + day.month - 1 + months
+    return day.replace(year=total // 12, month=total % 12 + 1, day=1)
+
+
+def next_bucket(key: BucketKey, bucket: str) -> BucketKey:
+    """The bucket after ``key``."""
+    if bucket == "hour":
+        assert isinstance(key, dt.datetime)
+        return key + dt.timedelta(hours=1)
+    assert isinstance(key, dt.date)
+    if bucket == "day":
+        return key + dt.timedelta(days=1)
+    if bucket == "week":
+        return key + dt.timedelta(days=7)
+    if bucket == "month":
+        return _add_months(key, 1)
+    if bucket == "quarter":
+        return _add_months(key, 3)
+    return key.replace(year=key.year + 1)
+
+
+def shift_bucket(key: BucketKey, bucket: str, years: int) -> BucketKey:
+    """``key`` moved by whole years (weeks by 52 weeks, so they still start on Monday)."""
+    if bucket == "week":
+        return key + dt.timedelta(weeks=52 * years)
+    if bucket == "hour":
+        assert isinstance(key, dt.datetime)
+        try:
+            return key.replace(year=key.year + years)
+        except ValueError:  # 29 February
+            return key.replace(year=key.year + years, day=28)
+    try:
+        return key.replace(year=key.year + years)
+    except ValueError:
+        return key.replace(year=key.year + years, day=28)
+
+
+def bucket_series(first: BucketKey, last: BucketKey, bucket: str) -> Iterator[BucketKey]:
+    """Every bucket from ``first`` to ``last`` inclusive."""
+    key = first
+    for _ in range(1_000_000):  # bounded: a report never spans a million buckets
+        if key > last:
+            return
+        yield key
+        key = next_bucket(key, bucket)
+
+
+def bucket_bounds(start: dt.date, end: dt.date, bucket: str) -> tuple[BucketKey, BucketKey]:
+    """The first and last bucket of the local days ``start`` to ``end`` (inclusive)."""
+    if bucket == "hour":
+        return (
+            dt.datetime.combine(start, dt.time()),
+            dt.datetime.combine(end, dt.time(23)),
+        )
+    return truncate(start, bucket), truncate(end, bucket)
+
+
+def bucket_label(key: BucketKey, bucket: str, timezone: str) -> str:
+    """A bucket as text: its first day (``2024-03-01``), an hour with the zone's offset."""
+    if bucket == "hour":
+        assert isinstance(key, dt.datetime)
+        return key.replace(tzinfo=zoneinfo.ZoneInfo(timezone)).isoformat()
+    return key.isoformat()
+
+
+def bucket_end(key: BucketKey, bucket: str) -> BucketKey:
+    """The start of the bucket after ``key`` (the exclusive end of ``key``)."""
+    return next_bucket(key, bucket)
