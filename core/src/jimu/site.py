@@ -23,6 +23,7 @@ import msgspec
 import tomli_w
 
 from jimu.auth.service import Auth
+from jimu.automation.store import ensure_tables as ensure_automation_tables
 from jimu.errors import Conflict, FieldProblem, NotFound, PluginError, SiteError, ValidationFailed
 from jimu.fields import VirtualColumn
 from jimu.files.store import ensure_tables as ensure_file_tables
@@ -228,6 +229,7 @@ class Site:
         try:
             await self.meta.ensure_tables()
             await ensure_file_tables(self.db)
+            await ensure_automation_tables(self.db)
             await self.auth.open()
             await self._install_new_plugins()
             await self.sync()

@@ -15,6 +15,7 @@ from litestar.datastructures import State
 
 import jimu
 from jimu.http.api import api_router
+from jimu.http.automation import automation_router
 from jimu.http.files import files_router
 from jimu.http.forms import forms_router
 from jimu.http.io import io_router
@@ -85,6 +86,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
         io_router(),
         files_router(),
         forms_router(),
+        automation_router(),
         index,
         schema,
         schema_json,
