@@ -573,6 +573,8 @@ class _Builder:
                 f"CAST(COUNT(DISTINCT CASE WHEN {window} >= 2 THEN {column} END) AS {cast}) "
                 f"/ NULLIF(COUNT(DISTINCT {column}), 0)"
             )
+        if agg == "sum":  # a group whose values are all missing sums to 0, as an empty bucket
+            return f"COALESCE(SUM({column}), 0)"
         return f"{agg.upper()}({column})" if agg else "NULL"
 
     def _order_and_limit(self, compares: bool, others: bool) -> tuple[str, str]:

@@ -287,12 +287,17 @@ class ReportService:
 
     # -- export -----------------------------------------------------------------------
 
-    def export(self, result: ReportResult, fmt: str) -> ReportExport:
-        """Stream ``result`` as CSV (UTF-8 with BOM, Excel-friendly) or XLSX."""
+    @staticmethod
+    def export_check(fmt: str) -> None:
+        """Refuse (422) an export format other than CSV and XLSX."""
         if fmt not in EXPORT_FORMATS:
             raise ValidationFailed(
                 FieldProblem("format", f"{fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
             )
+
+    def export(self, result: ReportResult, fmt: str) -> ReportExport:
+        """Stream ``result`` as CSV (UTF-8 with BOM, Excel-friendly) or XLSX."""
+        self.export_check(fmt)
         tz = zoneinfo.ZoneInfo(self.site.config.timezone)
         headers = [column.label for column in result.columns]
         keys = [column.key for column in result.columns]
