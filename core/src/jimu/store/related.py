@@ -17,7 +17,8 @@ column in its entity's table. This module is the store's side of it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jimu.errors import FieldProblem, ValidationFailed
@@ -266,18 +267,41 @@ async def _write_children(
     await repo._check_links(child, [(path, values) for path, _, values in planned])
     changed = False
     for child_id in existing:
-        if child_id not in seen:
-            await repo._delete(child, child_id)
+        if child_id not in seen:  # a row left out: a hook refusing its delete names it by id
+            with _at(f"{prefix}{name}[id={child_id}]."):
+                await repo._delete(child, child_id)
             changed = True
     for path, child_id, values in planned:
-        if child_id is None:
-            await repo._insert(child, values, path)
-            changed = True
-        else:
-            after = await repo._update(child, child_id, values, path)
-            stamp = child.to_db("updated_at", after["updated_at"])
-            changed = changed or stamp != existing[child_id]
+        with _at(path):
+            if child_id is None:
+                await repo._insert(child, values, path)
+                changed = True
+            else:
+                after = await repo._update(child, child_id, values, path)
+                stamp = child.to_db("updated_at", after["updated_at"])
+                changed = changed or stamp != existing[child_id]
     return changed
+
+
+@contextmanager
+def _at(path: str) -> Iterator[None]:
+    """Name the child row in a refusal that names only a field (a plugin hook's)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        if all(problem["field"].startswith(path) for problem in exc.errors):
+            raise
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    problem["field"]
+                    if problem["field"].startswith(path)
+                    else path + problem["field"],
+                    problem["reason"],
+                )
+                for problem in exc.errors
+            ]
+        ) from exc
 
 
 # -- reads and deletes ----------------------------------------------------------------
