@@ -51,6 +51,8 @@ NEW = [
     "attachment",
     "image",
 ]
+#: Types whose values live in rows of other tables (test_multi_link.py, test_child_table.py).
+RELATED = ["multi_link", "child_table"]
 #: Types the kernel fills in, and the password type (tested in test_computed_types.py).
 KERNEL_FILLED = [
     "formula",
@@ -66,14 +68,18 @@ KERNEL_FILLED = [
 def test_every_type_is_registered_with_labels_and_a_widget(new_site: Callable[..., Site]) -> None:
     site = new_site()
     registry = site.plugins.field_types
-    assert set(FOUNDATION + NEW + KERNEL_FILLED) <= set(registry.names())
-    for name in FOUNDATION + NEW + KERNEL_FILLED:
+    assert set(FOUNDATION + NEW + RELATED + KERNEL_FILLED) <= set(registry.names())
+    for name in FOUNDATION + NEW + RELATED + KERNEL_FILLED:
         kind = registry[name]
         assert registry.owner(name) == "jimu.fields"
         assert kind.storage in STORAGE_KINDS
         assert isinstance(kind.label, dict) and kind.label["en"] and kind.label["zh-CN"], name
         assert kind.widget, name
-    assert {cls.name for cls in BUILTIN_FIELD_TYPES} == set(FOUNDATION + NEW + KERNEL_FILLED)
+    assert {cls.name for cls in BUILTIN_FIELD_TYPES} == set(
+        FOUNDATION + NEW + RELATED + KERNEL_FILLED
+    )
+    for name in RELATED:  # no column of their own, yet written through the API
+        assert registry[name].virtual and registry[name].writable and registry[name].relation
 
 
 def _sample_options(name: str) -> dict[str, Any]:
@@ -81,11 +87,13 @@ def _sample_options(name: str) -> dict[str, Any]:
         "select": {"choices": ["a"]},
         "multi_select": {"choices": ["a"]},
         "link": {"target": "x"},
+        "multi_link": {"target": "x"},
+        "child_table": {"entity": "x", "parent_field": "y"},
     }
     return samples.get(name, {})
 
 
-@pytest.mark.parametrize("name", FOUNDATION + NEW)
+@pytest.mark.parametrize("name", FOUNDATION + NEW + RELATED)
 def test_filter_operators_exist_in_the_rule_engine(
     name: str, new_site: Callable[..., Site]
 ) -> None:
@@ -96,7 +104,7 @@ def test_filter_operators_exist_in_the_rule_engine(
     assert offered and set(offered) <= operators, set(offered) - operators
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NEW + RELATED)
 def test_unknown_options_are_refused(name: str, new_site: Callable[..., Site]) -> None:
     options = {**_sample_options(name), "colour": "red"}
     assert_bad_definition(
