@@ -22,6 +22,7 @@ from jimu.http.io import io_router
 from jimu.http.limits import RateLimiter
 from jimu.http.openapi import openapi_document
 from jimu.http.problems import exception_handlers, problem
+from jimu.http.reports import reports_router
 from jimu.site import Site
 
 __all__ = ["create_app"]
@@ -86,6 +87,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
         io_router(),
         files_router(),
         forms_router(),
+        reports_router(),
         automation_router(),
         index,
         schema,
