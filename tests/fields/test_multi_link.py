@@ -330,3 +330,35 @@ def test_openapi_shows_ids(client: Any) -> None:
     assert {"type": "array", "items": {"type": "integer"}} in read["anyOf"]
     created = json.dumps(schemas["SalesOrderCreate"]["properties"]["tags"])
     assert '"integer"' in created and '"string"' in created
+
+
+def test_in_over_any_json_field_agrees_with_the_python_engine(
+    new_site: Callable[..., Site],
+) -> None:
+    """The SQL form of ``in`` over JSON (which multi-links filter with) for every kind of value."""
+    values: list[Any] = [
+        [1, 2.5, "a", True, None],
+        ["b", False, {"x": 1}, [1]],
+        [],
+        "abc true 1",
+        5,
+        {"a": 1},
+        True,
+        None,
+    ]
+    site = new_site()
+    with site_client(site) as client:
+        response = client.post(
+            "/api/v1/meta/entities",
+            json={"name": "doc", "fields": [{"name": "data", "type": "json"}]},
+        )
+        assert response.status_code == 201, response.text
+        for value in values:
+            assert client.post("/api/v1/records/doc", json={"data": value}).status_code == 201
+        records = client.get("/api/v1/records/doc").json()["data"]
+        for needle in [1, 1.0, 2.5, "a", "b", "bc", True, False, None, 7, "true", "1"]:
+            rule = {"in": [needle, {"var": "data"}]}
+            response = client.get("/api/v1/records/doc", params={"filter": json.dumps(rule)})
+            assert response.status_code == 200, (rule, response.text)
+            in_sql = [record["id"] for record in response.json()["data"]]
+            assert in_sql == [r["id"] for r in records if site.rules.apply(rule, r)], rule
