@@ -10,7 +10,9 @@ Fixtures:
     registers plugin modules that are not installed, for the test only.
 ``jimu_client``
     ``with jimu_client(site) as client:`` an HTTP test client of the site's app,
-    with the site opened for the duration of the block.
+    with the site opened for the duration of the block, signed in as a
+    super-user (``jimu_client(site, user="alice")``: as that user, with her
+    roles; ``anonymous=True``: without credentials).
 ``jimu_postgres_url``
     a fresh PostgreSQL database for the test, dropped afterwards. It uses the
     server in ``JIMU_TEST_POSTGRES_URL`` (default
@@ -32,6 +34,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from jimu.errors import NotFound
 from jimu.http import create_app
 from jimu.site import Site, create_site
 
@@ -53,10 +56,36 @@ def make_site(
     return Site.load(folder, extra_plugins=extra_plugins, env=env)
 
 
+TEST_ADMIN = "test-admin"
+
+
+async def _test_token(site: Site, login: str | None) -> str:
+    """An API token for ``login`` (default: a super-user made for tests)."""
+    if login is None:
+        try:
+            user = await site.auth.user_by_login(TEST_ADMIN)
+        except NotFound:
+            user = await site.auth.add_user(TEST_ADMIN, super_user=True)
+    else:
+        user = await site.auth.user_by_login(login)
+    secret, _ = await site.auth.create_token(user.id, "jimu_sdk.testing")
+    return secret
+
+
 @contextmanager
-def site_client(site: Site) -> Iterator[TestClient[Any]]:
-    """An HTTP client of ``site``'s app; the site is open inside the block."""
+def site_client(
+    site: Site, *, user: str | None = None, anonymous: bool = False
+) -> Iterator[TestClient[Any]]:
+    """An HTTP client of ``site``'s app; the site is open inside the block.
+
+    The client sends an API token: by default of a super-user made for
+    tests (``test-admin``), with ``user=LOGIN`` of that user (so its roles
+    apply), and with ``anonymous=True`` none at all.
+    """
     with TestClient(create_app(site)) as client:
+        if not anonymous:
+            token = client.blocking_portal.call(_test_token, site, user)
+            client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
 
@@ -108,7 +137,7 @@ def jimu_make_site(tmp_path: Path) -> Callable[..., Site]:
 
 
 @pytest.fixture
-def jimu_client() -> Callable[[Site], AbstractContextManager[TestClient[Any]]]:
+def jimu_client() -> Callable[..., AbstractContextManager[TestClient[Any]]]:
     """``with jimu_client(site) as client:`` — the site's app, opened."""
     return site_client
 

@@ -10,7 +10,7 @@ and reports all ask the same object, so a permission enforced in one place is
 enforced in all of them.
 
 Roles combine generously: an action is allowed if any role allows it; a
-field's level is the highest any role granting ``read`` gives it; the rows of
+field's level is the highest any role's grant on the entity gives it; the rows of
 an action are those any role allowing the action lets the user see (a role
 without a row rule sees every row). Plugins' row conditions narrow that
 further (they are ANDed), and records shared with the user are added.
@@ -101,8 +101,10 @@ class _Merged:
     """The roles' grants on one entity, combined."""
 
     actions: set[str] = field(default_factory=set)
-    levels: dict[str, int] = field(default_factory=dict)
-    default_level: int = 0
+    grants: list[EntityGrant] = field(default_factory=list)
+    #: the highest level a field may reach (super-user: write; a read-only token: read)
+    cap: int = 2
+    everything: bool = False
     #: action -> row rules of the roles allowing it (``None`` in the list: all rows)
     rows: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -146,22 +148,17 @@ class Access:
             if grant is None:
                 continue
             merged.actions.update(grant.actions)
-            if "read" in grant.actions:
-                merged.default_level = max(merged.default_level, _LEVEL_RANK[grant.default_field])
-                for name, level in grant.fields.items():
-                    rank = _LEVEL_RANK[level]
-                    merged.levels[name] = max(merged.levels.get(name, 0), rank)
+            merged.grants.append(grant)
             for action in grant.actions:
                 merged.rows.setdefault(action, []).append(grant.rows)
         if self.scopes is not None and not self.super_user:
             merged.actions = {a for a in merged.actions if SCOPES[a] in self.scopes}
         if self.super_user:  # a super-user narrowed by token scopes: every field, every row
             merged.actions = {a for a in ACTIONS if self.scopes is None or SCOPES[a] in self.scopes}
-            merged.default_level = _LEVEL_RANK["write"]
+            merged.everything = True
             merged.rows = {a: [None] for a in merged.actions}
         if self.scopes is not None and "write" not in self.scopes:
-            merged.default_level = min(merged.default_level, 1)
-            merged.levels = {n: min(level, 1) for n, level in merged.levels.items()}
+            merged.cap = 1
         self._merged[entity] = merged
         return merged
 
@@ -199,7 +196,13 @@ class Access:
         return [f.name for f in self.site.entities[entity].fields]
 
     def _level(self, merged: _Merged, name: str) -> int:
-        return merged.levels.get(name, merged.default_level)
+        """A field's level: the highest any role's grant gives it, within the cap."""
+        if merged.everything:
+            return merged.cap
+        best = 0
+        for grant in merged.grants:
+            best = max(best, _LEVEL_RANK[grant.fields.get(name, grant.default_field)])
+        return min(best, merged.cap)
 
     def readable_fields(self, entity: str) -> frozenset[str] | None:
         """The fields of ``entity`` the principal may read (``None``: every field)."""
@@ -277,11 +280,11 @@ class Access:
                 )
 
     def visible(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
-        """``record`` without the fields the principal may not read."""
+        """``record`` without the fields the principal may not read (its id stays)."""
         readable = self.readable_fields(entity)
         if readable is None:
             return dict(record)
-        return {name: value for name, value in record.items() if name in readable}
+        return {name: value for name, value in record.items() if name in readable or name == "id"}
 
     # -- rows ------------------------------------------------------------
 

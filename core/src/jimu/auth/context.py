@@ -21,7 +21,15 @@ import msgspec
 if TYPE_CHECKING:
     from jimu.auth.access import Access
 
-__all__ = ["SYSTEM", "Actor", "ActorKind", "acting_as", "current_access", "current_actor"]
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "ActorKind",
+    "act_for_request",
+    "acting_as",
+    "current_access",
+    "current_actor",
+]
 
 ActorKind = Literal["user", "token", "automation", "system", "public"]
 
@@ -80,3 +88,13 @@ def acting_as(actor: Actor, access: Access | None = None) -> Iterator[Actor]:
     finally:
         _access.reset(access_token)
         _actor.reset(actor_token)
+
+
+def act_for_request(actor: Actor, access: Access) -> None:
+    """Make ``actor`` with ``access`` the principal of the rest of the current task.
+
+    For the HTTP layer: each request runs in a task of its own, so what is
+    set here ends with the request. Everywhere else use :func:`acting_as`.
+    """
+    _actor.set(actor)
+    _access.set(access)

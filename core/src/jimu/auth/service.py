@@ -785,3 +785,41 @@ class Auth:
             entry["detail"] = msgspec.json.decode(entry["detail"])
             entries.append(entry)
         return entries
+
+    async def record_changes(
+        self,
+        *,
+        entity: str | None = None,
+        record_id: int | None = None,
+        actor_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Record changes from the outbox (newest first): who changed what, before and after."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("entity", entity), ("record_id", record_id), ("actor_id", actor_id)):
+            if value is not None:
+                where.append(f"{column} = {{}}")
+                params.append(value)
+        if before_id is not None:
+            where.append("id < {}")
+            params.append(before_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.db.fetch(
+            "SELECT id, occurred_at, entity, record_id, kind, payload, actor_kind, actor_id, "
+            f"actor_name, token_id, ip, request_id FROM jimu_event{clause} "
+            f"ORDER BY id DESC LIMIT {int(limit)}",
+            params,
+        )
+        entries = []
+        for row in rows:
+            entry = dict(row)
+            payload = entry.pop("payload")
+            entry["changes"] = (
+                msgspec.json.decode(payload) if isinstance(payload, str | bytes) else payload
+            )
+            occurred = entry["occurred_at"]
+            entry["occurred_at"] = occurred if isinstance(occurred, str) else occurred.isoformat()
+            entries.append(entry)
+        return entries

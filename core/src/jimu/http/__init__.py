@@ -15,6 +15,7 @@ from litestar.datastructures import State
 
 import jimu
 from jimu.http.api import api_router
+from jimu.http.auth import auth_router, authenticate
 from jimu.http.automation import automation_router
 from jimu.http.files import files_router
 from jimu.http.forms import forms_router
@@ -45,7 +46,7 @@ async def schema_json(request: Request[Any, Any, Any]) -> Response[bytes]:
     return await schema.fn(request)  # type: ignore[no-any-return]
 
 
-@get("/", include_in_schema=False)
+@get("/", include_in_schema=False, opt={"public": True})
 async def index(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Where to go from the site's root: its API, its OpenAPI document, its entities."""
     site: Site = request.app.state.site
@@ -59,7 +60,7 @@ async def index(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
-@get("/healthz", include_in_schema=False)
+@get("/healthz", include_in_schema=False, opt={"public": True})
 async def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
     """Liveness: the site answers and its database is reachable."""
     site: Site = request.app.state.site
@@ -84,6 +85,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
 
     route_handlers: list[Any] = [
         api_router(),
+        auth_router(),
         io_router(),
         files_router(),
         forms_router(),
@@ -99,8 +101,16 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
         route_handlers=route_handlers,
         on_startup=[open_site],
         on_shutdown=[close_site],
+        before_request=authenticate,
         exception_handlers=handlers,
-        state=State({"site": loaded, "openapi_cache": {}, "form_limiter": RateLimiter()}),
+        state=State(
+            {
+                "site": loaded,
+                "openapi_cache": {},
+                "form_limiter": RateLimiter(),
+                "login_limiter": RateLimiter(),
+            }
+        ),
         openapi_config=None,
         request_max_body_size=loaded.config.max_body_bytes,
         debug=debug,

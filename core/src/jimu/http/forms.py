@@ -18,6 +18,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath
 
+from jimu.auth import Access, EntityGrant, RoleDef, acting_as, current_actor
 from jimu.errors import (
     Conflict,
     FieldProblem,
@@ -223,7 +224,7 @@ async def _guard(request: Request[Any, Any, Any], site: Site, form: CompiledForm
             )
 
 
-@get("/public/forms/{name:str}")
+@get("/public/forms/{name:str}", opt={"public": True})
 async def render_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
@@ -232,7 +233,7 @@ async def render_public_form(
     return json_response(_form_view(site, _public_form(site, name)))
 
 
-@post("/public/forms/{name:str}/validate")
+@post("/public/forms/{name:str}/validate", opt={"public": True})
 async def validate_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
@@ -241,7 +242,7 @@ async def validate_public_form(
     return json_response(await _validate(site, _public_form(site, name), request))
 
 
-@post("/public/forms/{name:str}/submit")
+@post("/public/forms/{name:str}/submit", opt={"public": True})
 async def submit_public_form(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
@@ -249,7 +250,14 @@ async def submit_public_form(
     site = site_of(request)
     form = _public_form(site, name)
     await _guard(request, site, form)
-    record = await site.records.create(form.definition.entity, await request.body(), form=name)
+    entity = form.definition.entity
+    # the anonymous public may create this entity's records with this form's fields, nothing else
+    grant = EntityGrant(
+        actions=["create"], fields=dict.fromkeys(form.fields, "write"), default_field="none"
+    )
+    access = Access(site, roles=[RoleDef(name="public_form", grants={entity: grant})])
+    with acting_as(current_actor(), access):
+        record = await site.records.create(entity, await request.body(), form=name)
     public = form.definition.public
     assert public is not None
     return json_response(
