@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ def settings(sms: Gateway) -> dict[str, Any]:
     return {"channels": {"sms": {"type": "http", "url": sms.url + "/sms"}}}
 
 
-def test_unpaid_order_reminders_stop_after_payment(
+def test_waits_until_a_date_field_and_exits_when_paid(
     tmp_path: Path, database_url: str | None, sms: Gateway
 ) -> None:
     site = new_store(tmp_path / "shop", database_url, settings=settings(sms))
@@ -35,7 +36,12 @@ def test_unpaid_order_reminders_stop_after_payment(
         clock = ManualClock(dt.datetime.now(dt.UTC))
         engine = await open_engine(site, clock)
         try:
-            await engine.save(automation(SEED_JOURNEYS["unpaid_order_reminder"]))
+            data = copy.deepcopy(SEED_JOURNEYS["unpaid_order_reminder"])
+            # waits until moments relative to the order's own created_at field
+            for step, offset in zip(data["steps"][0::2], ("15m", "2h", "24h"), strict=True):
+                del step["duration"]
+                step["until"], step["offset"] = "created_at", offset
+            await engine.save(automation(data))
             customer = await site.records.create("customer", {"nickname": "Wang"})
             order = await site.records.create("shop_order", {"customer": customer["id"]})
             other = await site.records.create("shop_order", {"customer": customer["id"]})

@@ -95,11 +95,12 @@ SEED_JOURNEYS: dict[str, dict[str, Any]] = {
         "condition": _NOT_PAID,
         "exit_when": {"var": "paid"},
         "steps": [
-            {"id": "at_15_minutes", "kind": "wait", "until": "created_at", "offset": "15m"},
+            # the run starts when the order is created: 15 min, then 2 h and 24 h after creation
+            {"id": "at_15_minutes", "kind": "wait", "duration": "15m"},
             _reminder("remind_15m", "Your order #{{ shop_order.id }} is waiting for payment."),
-            {"id": "at_2_hours", "kind": "wait", "until": "created_at", "offset": "2h"},
+            {"id": "at_2_hours", "kind": "wait", "duration": "105m"},
             _reminder("remind_2h", "Order #{{ shop_order.id }}: still unpaid, pay now to keep it."),
-            {"id": "at_24_hours", "kind": "wait", "until": "created_at", "offset": "24h"},
+            {"id": "at_24_hours", "kind": "wait", "duration": "22h"},
             _reminder("remind_24h", "Last call: order #{{ shop_order.id }} closes soon."),
         ],
     },

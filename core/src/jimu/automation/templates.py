@@ -17,7 +17,17 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 __all__ = ["check_template", "render", "render_params"]
 
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+
+class _RecordEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, where ``cart.items`` is the record's field, not ``dict.items``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_ENV = _RecordEnvironment(autoescape=False, keep_trailing_newline=True)
 
 
 @functools.lru_cache(maxsize=1024)

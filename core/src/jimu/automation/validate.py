@@ -253,6 +253,8 @@ def _check_wait(site: Site, step: StepDef, scope: CheckScope, path: str, named: 
         0
     ):
         raise _Problem(f"{path}.duration", f"{named}a wait lasts a positive duration")
+    if step.offset is not None and step.until is None:
+        raise _Problem(f"{path}.offset", f"{named}an offset shifts an until moment; give until")
     if step.until is not None:
         field = scope.entity.field(step.until) if scope.entity is not None else None
         if field is None and step.until not in ("created_at", "updated_at"):
