@@ -252,6 +252,39 @@ def test_jimu_forms(site: Site) -> None:
         assert joined.status_code == 201 and joined.json()["message"] == "欢迎！"
 
 
+def test_jimu_row_conditions(site: Site) -> None:
+    with site_client(site) as admin:
+        for member in ("alice", "bob"):
+            _account(admin, member)
+        role = {
+            "name": "member",
+            "grants": {"points_account": {"actions": ["read"]}},
+        }
+        assert admin.post("/api/v1/meta/roles", json=role).status_code == 201
+        for login, roles in (("alice", ["member"]), ("carol", [])):
+            created = admin.post("/api/v1/meta/users", json={"login": login, "roles": roles})
+            assert created.status_code == 201, created.text
+        # carol holds no role that reads accounts; give her one without the member narrowing
+        reader = {"name": "reader", "grants": {"points_account": {"actions": ["read"]}}}
+        assert admin.post("/api/v1/meta/roles", json=reader).status_code == 201
+        carol = admin.get("/api/v1/meta/users").json()["data"]
+        carol_id = next(u["id"] for u in carol if u["login"] == "carol")
+        assert (
+            admin.patch(f"/api/v1/meta/users/{carol_id}", json={"roles": ["reader"]}).status_code
+            == 200
+        )
+        every = sorted(
+            a["member"] for a in admin.get("/api/v1/records/points_account").json()["data"]
+        )
+        assert {"alice", "bob"} <= set(every)
+    with site_client(site, user="alice") as alice:
+        seen = alice.get("/api/v1/records/points_account").json()["data"]
+        assert [a["member"] for a in seen] == ["alice"]  # the plugin's condition applies
+    with site_client(site, user="carol") as carol_client:
+        seen = carol_client.get("/api/v1/records/points_account").json()["data"]
+        assert sorted(a["member"] for a in seen) == every  # not a member: not narrowed
+
+
 def test_jimu_verify_captcha(site: Site) -> None:
     with site_client(site) as client:
         submit = "/api/v1/public/forms/points_signup/submit"

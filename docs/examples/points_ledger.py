@@ -34,6 +34,7 @@ from jimu_sdk import (
     SqlValue,
     Storage,
     Translatable,
+    User,
     ValidationFailed,
     hookimpl,
 )
@@ -101,6 +102,19 @@ def jimu_entities() -> Sequence[EntityDef]:
             ],
         ),
     ]
+
+
+# -- jimu_row_conditions -----------------------------------------------------------
+
+
+@hookimpl
+def jimu_row_conditions(
+    site: Site, user: User | None, entity: EntityDef
+) -> Mapping[str, Any] | None:
+    """A member (a user holding the ``member`` role) sees only their own points account."""
+    if entity.name == "points_account" and user is not None and "member" in user.roles:
+        return {"==": [{"var": "member"}, {"var": "$user.login"}]}
+    return None
 
 
 # -- jimu_fixtures ---------------------------------------------------------------

@@ -151,9 +151,11 @@ def test_jimu_serve_prints_url_and_answers(tmp_path: Path) -> None:
         assert f"at http://127.0.0.1:{port}/" in first
         import httpx
 
+        login, password = (folder / "demo-admin.txt").read_text().split()
+        web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
         for _ in range(100):
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/api/v1/meta/entities", timeout=1)
+                anonymous = web.get("/api/v1/meta/entities")
                 break
             except httpx.TransportError:
                 import time
@@ -161,14 +163,16 @@ def test_jimu_serve_prints_url_and_answers(tmp_path: Path) -> None:
                 time.sleep(0.1)
         else:
             pytest.fail("jimu serve did not answer within 10 s")
+        assert anonymous.status_code == 401  # nothing is served to nobody
+        signed_in = web.post("/api/v1/auth/login", json={"login": login, "password": password})
+        assert signed_in.status_code == 200, signed_in.text
+        response = web.get("/api/v1/meta/entities")  # the session cookie is sent back
         assert response.status_code == 200
         assert "customer" in [e["name"] for e in response.json()["data"]]
         root = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()
         assert root["site"] == "demo" and root["records"]["customer"] == "/api/v1/records/customer"
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
-        records = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/records/customer?limit=3", timeout=5
-        ).json()
+        records = web.get("/api/v1/records/customer?limit=3").json()
         assert len(records["data"]) == 3
     finally:
         process.terminate()

@@ -7,60 +7,23 @@ readable line on standard error and exit status 1.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 import jimu
+from jimu.auth import acting_as
 from jimu.errors import JimuError
 from jimu.plugins import ENTRY_POINT_GROUP, available_plugins, load_plugins
 from jimu.site import CONFIG_FILE, Site, create_site
 from jimu.store.database import Database
-
-T = TypeVar("T")
-
-_site_option = click.option(
-    "--site",
-    "site_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("JIMU_SITE", "."),
-    show_default="$JIMU_SITE or the current folder",
-    help="The site folder (the one holding site.toml).",
-)
-
-
-def _run(coro: Awaitable[T]) -> T:
-    """Run a coroutine, turning the kernel's errors into a readable CLI error."""
-    try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    except JimuError as exc:
-        raise click.ClickException(exc.detail) from exc
-
-
-def _friendly(func: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return func(*args, **kwargs)
-        except JimuError as exc:
-            raise click.ClickException(exc.detail) from exc
-
-    return wrapper
-
-
-def _load(site_path: Path) -> Site:
-    try:
-        return Site.load(site_path)
-    except JimuError as exc:
-        raise click.ClickException(exc.detail) from exc
+from jimu_cli.common import _friendly, _load, _run, _site_option
+from jimu_cli.users import ADMIN_PASSWORD_ENV, bootstrap_admin, cli_actor, role, user
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,30 +52,41 @@ def site() -> None:
 )
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
 @click.option("--locale", default="zh-CN", show_default=True)
+@click.option("--admin", default="admin", show_default=True, help="Login of the first admin.")
 @_friendly
 def site_new(
-    path: Path, database_url: str | None, plugins: str, timezone: str, locale: str
+    path: Path, database_url: str | None, plugins: str, timezone: str, locale: str, admin: str
 ) -> None:
-    """Create a site folder PATH with its site.toml and database."""
+    """Create a site folder PATH with its site.toml, database and first admin.
+
+    The admin's password is printed once, or taken from $JIMU_ADMIN_PASSWORD.
+    """
     names = [name.strip() for name in plugins.split(",") if name.strip()]
     # refuse unknown plugins, missing requirements and bad URLs before writing anything
     load_plugins(names)
     Database(database_url or "sqlite:///site.sqlite", base_dir=path)
     create_site(path, database_url=database_url, plugins=names, timezone=timezone, locale=locale)
     try:
-        _run(_open_and_close(Site.load(path)))
+        password = _run(_open_with_admin(Site.load(path), admin))
     except BaseException:
         (path / CONFIG_FILE).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.rmdir()  # only when nothing else is in it
         raise
     click.echo(f"Created site {path.name!r} in {path.resolve()}")
+    if password is not None:
+        click.echo(f"Admin: {admin} / {password}   (shown once: store it, or change it with")
+        click.echo(f"       jimu user passwd {admin} --site {path})")
+    else:
+        click.echo(f"Admin: {admin} (password from ${ADMIN_PASSWORD_ENV})")
     click.echo(f"Serve it with: jimu serve --site {path}")
 
 
-async def _open_and_close(loaded: Site) -> None:
+async def _open_with_admin(loaded: Site, admin: str) -> str | None:
+    """Open the new site (creating its tables) and its first admin; the password if made."""
     async with loaded:
-        pass
+        with acting_as(cli_actor()):
+            return await bootstrap_admin(loaded, admin)
 
 
 # -- serving -------------------------------------------------------------------
@@ -131,21 +105,81 @@ def serve(site_path: Path, host: str, port: int, workers: int) -> None:
 def _serve(site_path: Path, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    from jimu.automation.celery_app import EmbeddedWorker
+
     loaded = _load(site_path)  # fail early with a readable message
     os.environ["JIMU_SITE"] = str(site_path.resolve())
     click.echo(f"Jimu site {loaded.config.name!r} at http://{host}:{port}/")
     click.echo(f"  API:     http://{host}:{port}/api/v1/meta/entities")
     click.echo(f"  OpenAPI: http://{host}:{port}/schema")
+    embedded = None
+    if loaded.config.broker_url.startswith("filesystem://"):
+        # embedded mode: automations run in this process, their queue is a folder of the site
+        embedded = EmbeddedWorker(loaded.folder, loaded.config.broker_url)
+        embedded.start()
+        click.echo("  Automations: embedded worker (queue in .jimu/queue)")
+    else:
+        click.echo(f"  Automations: run `jimu worker` and `jimu beat` ({loaded.config.broker_url})")
     sys.stdout.flush()
-    uvicorn.run(
-        "jimu_cli.asgi:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
+    try:
+        uvicorn.run(
+            "jimu_cli.asgi:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+# -- automation workers --------------------------------------------------------------
+
+
+@cli.command()
+@_site_option
+@click.option("--loglevel", default="WARNING", show_default=True)
+def worker(site_path: Path, loglevel: str) -> None:
+    """Run a Celery worker for the site's automations (distributed mode; start several)."""
+    from jimu.automation.celery_app import make_celery, queue_name
+
+    loaded = _load(site_path)
+    app = make_celery(loaded.folder, loaded.config.broker_url)
+    click.echo(f"Jimu worker for site {loaded.config.name!r} on {loaded.config.broker_url}")
+    sys.stdout.flush()
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            f"--loglevel={loglevel}",
+            "-Q",
+            queue_name(loaded.folder),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"jimu-{os.getpid()}@%h",
+        ]
     )
+
+
+@cli.command()
+@_site_option
+@click.option("--loglevel", default="WARNING", show_default=True)
+def beat(site_path: Path, loglevel: str) -> None:
+    """Send the site's automation tick on schedule (distributed mode; run exactly one)."""
+    from jimu.automation.celery_app import make_celery
+
+    loaded = _load(site_path)
+    app = make_celery(loaded.folder, loaded.config.broker_url)
+    state = loaded.folder / ".jimu"
+    state.mkdir(exist_ok=True)
+    click.echo(f"Jimu beat for site {loaded.config.name!r} on {loaded.config.broker_url}")
+    sys.stdout.flush()
+    app.Beat(loglevel=loglevel, schedule=str(state / "celerybeat-schedule")).run()
 
 
 # -- plugins -------------------------------------------------------------------
@@ -295,6 +329,8 @@ def migrate(site_path: Path, mode: str, as_json: bool) -> None:
 # -- the demo ------------------------------------------------------------------
 
 DEMO_PLUGINS = ("demo_store", "example_vip")
+#: File in the demo site folder holding its admin's login and password (local demo only).
+DEMO_CREDENTIALS = "demo-admin.txt"
 
 
 @cli.command()
@@ -320,6 +356,12 @@ def demo(folder: Path, host: str, port: int, no_serve: bool) -> None:
 
         async def fill() -> dict[str, int]:
             async with loaded:
+                with acting_as(cli_actor()):
+                    password = await bootstrap_admin(loaded, "admin")
+                    if password is not None:  # the demo is local: keep it to show on every start
+                        credentials = folder / DEMO_CREDENTIALS
+                        credentials.write_text(f"admin\n{password}\n", encoding="utf-8")
+                        credentials.chmod(0o600)
                 return await loaded.load_fixtures("demo")
 
         try:
@@ -329,6 +371,10 @@ def demo(folder: Path, host: str, port: int, no_serve: bool) -> None:
             raise
         for entity, count in sorted(counts.items()):
             click.echo(f"  {count:>6} {entity} records")
+    credentials = folder / DEMO_CREDENTIALS
+    if credentials.is_file():
+        login, password = credentials.read_text(encoding="utf-8").split()[:2]
+        click.echo(f"Sign in as {login} / {password}")
     if no_serve:
         click.echo(f"Demo site ready in {folder.resolve()}")
         return
@@ -378,6 +424,10 @@ def _add_plugin_commands(argv: list[str]) -> None:
                 click.Option(["--site"], expose_value=False, hidden=True, help="The site folder.")
             )
         cli.add_command(command)
+
+
+cli.add_command(user)
+cli.add_command(role)
 
 
 def main() -> None:

@@ -15,7 +15,26 @@ distribution. ``jimu_sdk.testing`` is a pytest plugin with throw-away sites.
 """
 
 from jimu import __version__ as kernel_version
-from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.auth import (
+    SYSTEM,
+    Access,
+    Actor,
+    EntityGrant,
+    RoleDef,
+    User,
+    acting_as,
+    current_access,
+    current_actor,
+)
+from jimu.errors import (
+    Conflict,
+    FieldProblem,
+    Forbidden,
+    JimuError,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
@@ -25,12 +44,17 @@ from jimu.site import Site
 from jimu.store.records import ListQuery, Page, SortKey
 
 __all__ = [
+    "SYSTEM",
+    "Access",
+    "Actor",
     "Conflict",
     "Dialect",
     "EntityDef",
+    "EntityGrant",
     "FieldDef",
     "FieldProblem",
     "FieldType",
+    "Forbidden",
     "FormDef",
     "FormField",
     "FormPage",
@@ -45,6 +69,7 @@ __all__ = [
     "Page",
     "PluginInfo",
     "PublicForm",
+    "RoleDef",
     "RuleError",
     "Site",
     "SortKey",
@@ -52,7 +77,12 @@ __all__ = [
     "SqlValue",
     "Storage",
     "Translatable",
+    "Unauthorized",
+    "User",
     "ValidationFailed",
+    "acting_as",
+    "current_access",
+    "current_actor",
     "hookimpl",
     "kernel_version",
     "translate",
