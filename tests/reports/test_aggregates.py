@@ -88,7 +88,7 @@ def _expected_measures(group: list[dict[str, Any]]) -> dict[str, Any]:
             [dt.date.fromisoformat(o["shipped_on"]) if o["shipped_on"] else None for o in group],
         ),
         "paid_revenue": aggregate(
-            "sum", [a for a, o in zip(amounts, group) if o["status"] == "paid"]
+            "sum", [a for a, o in zip(amounts, group, strict=True) if o["status"] == "paid"]
         ),
         "gold_orders": sum(1 for tier in tiers if tier == "gold"),
         "repeat": aggregate("repeat_rate", [o["customer"] for o in group]),
@@ -159,7 +159,7 @@ def test_every_time_bucket_in_the_site_time_zone(new_site: Callable[..., Site], 
                     return local(order["placed_at"])
                 return dt.date.fromisoformat(order["shipped_on"])
 
-            groups = _grouped(lambda o: bucket_of(when(o), bucket) if o[field] else None)
+            groups = _grouped(lambda o, size=bucket: bucket_of(when(o), size) if o[field] else None)
             groups.pop(None, None)
             got = {row["period"]: row for row in result.rows}
             # every bucket from the first to the last is there, the empty ones as zero

@@ -372,8 +372,12 @@ class RfmKind(ReportKind):
             "scored AS (SELECT c, last, f, m, "
             "(5 * COUNT(*) OVER (ORDER BY last) + COUNT(*) OVER () - 1) / COUNT(*) OVER () AS r, "
             "(5 * COUNT(*) OVER (ORDER BY f) + COUNT(*) OVER () - 1) / COUNT(*) OVER () AS fs, "
-            "(5 * COUNT(*) OVER (ORDER BY m) + COUNT(*) OVER () - 1) / COUNT(*) OVER () AS ms, "
-            f"{recency} AS days FROM per)"
+            + (
+                "(5 * COUNT(*) OVER (ORDER BY m) + COUNT(*) OVER () - 1) / COUNT(*) OVER () AS ms, "
+                if options.output == "customers"
+                else ""
+            )
+            + f"{recency} AS days FROM per)"
         )
         zh = _zh(run.site)
         locale = run.site.config.locale

@@ -441,7 +441,8 @@ class _Builder:
         group_columns = [plan.column for plan in self.dimensions] + (["p"] if compares else [])
 
         repeat = [m for m in self.measures if m.definition.agg == "repeat_rate"]
-        if repeat:
+        two_level = self._per_value(group_columns) if repeat else None
+        if repeat and two_level is None:
             windows = ", ".join(
                 f"COUNT(v{m.column[1:]}) OVER (PARTITION BY "
                 + ", ".join([*group_columns, f"v{m.column[1:]}"])
@@ -458,10 +459,19 @@ class _Builder:
             if others:
                 group_columns.append("o")
 
-        aggregates = [f"{column}" for column in group_columns]
-        for measure in self.measures:
-            if measure.definition.expr is None:
-                aggregates.append(f"{self._aggregate(measure)} AS {measure.column}")
+        if two_level is not None:
+            inner_columns, outer_aggregates = two_level
+            keys = ", ".join([*group_columns, "k"])
+            source = (
+                f"(SELECT {', '.join([*group_columns, *inner_columns])} FROM {source} "
+                f"GROUP BY {keys}) AS per"
+            )
+            aggregates = [*group_columns, *outer_aggregates]
+        else:
+            aggregates = [f"{column}" for column in group_columns]
+            for measure in self.measures:
+                if measure.definition.expr is None:
+                    aggregates.append(f"{self._aggregate(measure)} AS {measure.column}")
         grouped = f"SELECT {', '.join(aggregates)} FROM {source}" + (
             f" GROUP BY {', '.join(group_columns)}" if group_columns else ""
         )
@@ -556,6 +566,60 @@ class _Builder:
         self.prefix = f"WITH base AS ({base}), ranked AS ({ranked}) "
         self.prefix_params = list(base_params)
         return f"({picked}) AS base", picked_params
+
+    def _per_value(self, group_columns: list[str]) -> tuple[list[str], list[str]] | None:
+        """Repeat rates as a group-by per value (customer) under the report's group-by.
+
+        Returns the inner level's columns (the value as ``k`` and partial
+        aggregates) and the outer aggregates, or ``None`` when a measure does
+        not decompose that way (another field counted distinct, repeat rates
+        of different fields); the window form is used then.
+        """
+        repeat = [m for m in self.measures if m.definition.agg == "repeat_rate"]
+        key_sql = self.inputs["v" + repeat[0].column[1:]]
+        if any(self.inputs["v" + m.column[1:]] != key_sql for m in repeat):
+            return None
+        cast = _float_cast(self.dialect)
+        inner = [f"v{repeat[0].column[1:]} AS k"]
+        outer = []
+        for measure in self.measures:
+            agg = measure.definition.agg
+            if measure.definition.expr is not None:
+                continue
+            number = measure.column[1:]
+            column = f"v{number}"
+            if (
+                agg == "count"
+                and measure.definition.field is None
+                and measure.definition.filter is None
+            ):
+                inner.append(f"COUNT(*) AS c{number}")
+                outer.append(f"SUM(c{number}) AS {measure.column}")
+            elif agg == "count":
+                inner.append(f"COUNT({column}) AS c{number}")
+                outer.append(f"SUM(c{number}) AS {measure.column}")
+            elif agg == "sum":
+                inner.append(f"SUM({column}) AS s{number}")
+                outer.append(f"COALESCE(SUM(s{number}), 0) AS {measure.column}")
+            elif agg in ("min", "max"):
+                inner.append(f"{agg.upper()}({column}) AS x{number}")
+                outer.append(f"{agg.upper()}(x{number}) AS {measure.column}")
+            elif agg == "avg":
+                inner.append(f"SUM({column}) AS s{number}, COUNT({column}) AS c{number}")
+                outer.append(
+                    f"CAST(SUM(s{number}) AS {cast}) / NULLIF(SUM(c{number}), 0) AS {measure.column}"
+                )
+            elif agg == "count_distinct" and self.inputs[column] == key_sql:
+                outer.append(f"COUNT(k) AS {measure.column}")
+            elif agg == "repeat_rate":
+                inner.append(f"COUNT({column}) AS c{number}")
+                outer.append(
+                    f"CAST(SUM(CASE WHEN c{number} >= 2 THEN 1 ELSE 0 END) AS {cast}) "
+                    f"/ NULLIF(COUNT(k), 0) AS {measure.column}"
+                )
+            else:
+                return None
+        return inner, outer
 
     def _aggregate(self, plan: MeasurePlan) -> str:
         agg = plan.definition.agg

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jimu.fields import Dialect
@@ -84,13 +84,18 @@ def _sqlite_text(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _sqlite_local(column: str, timezone: str) -> str:
-    """SQLite text ``YYYY-MM-DD HH:MM:SS`` of a stored UTC datetime in the zone's wall clock."""
+def _sqlite_local(column: str, timezone: str, leaf: Callable[[str, str], str]) -> str:
+    """``leaf(moment, modifiers)`` of a stored UTC datetime in the zone's wall clock.
+
+    ``moment`` is the stored text cut to seconds, ``modifiers`` the SQLite date
+    modifiers (``, '+28800 seconds'``) shifting it to local time; ``leaf`` puts
+    them in a date function, so the shift costs nothing beyond that call.
+    """
     first, changes = local_transitions(timezone)
     moment = f"substr({column}, 1, 19)"
 
     def shifted(seconds: int) -> str:
-        return f"datetime({moment}, '{seconds:+d} seconds')" if seconds else f"datetime({moment})"
+        return leaf(moment, f", '{seconds:+d} seconds'" if seconds else "")
 
     if not changes:
         return shifted(first)
@@ -116,6 +121,21 @@ def _sqlite_local(column: str, timezone: str) -> str:
     )
 
 
+#: SQLite's bucket of a local moment: ``(moment, modifiers) -> SQL``.
+_SQLITE_BUCKETS: dict[str, Callable[[str, str], str]] = {
+    "hour": lambda m, mod: f"strftime('%Y-%m-%d %H:00:00', {m}{mod})",
+    "day": lambda m, mod: f"date({m}{mod})",
+    "week": lambda m, mod: f"date({m}{mod}, '-6 days', 'weekday 1')",
+    "month": lambda m, mod: f"strftime('%Y-%m-01', {m}{mod})",
+    "year": lambda m, mod: f"strftime('%Y-01-01', {m}{mod})",
+    # the first month of the quarter, looked up in a 12-entry string
+    "quarter": lambda m, mod: (
+        f"(strftime('%Y-', {m}{mod}) || substr('010101040404070707101010', "
+        f"CAST(strftime('%m', {m}{mod}) AS INTEGER) * 2 - 1, 2) || '-01')"
+    ),
+}
+
+
 def bucket_sql(
     column: str, storage: str, bucket: str, dialect: Dialect, timezone: str
 ) -> tuple[str, list[Any]]:
@@ -128,23 +148,10 @@ def bucket_sql(
         if bucket == "hour":
             return f"date_trunc('hour', {local})", params
         return f"CAST(date_trunc('{bucket}', {local}) AS DATE)", params
-    local = _sqlite_local(column, timezone) if storage == "datetime" else column
-    if bucket == "hour":
-        return f"strftime('%Y-%m-%d %H:00:00', {local})", []
-    if bucket == "day":
-        return f"date({local})", []
-    if bucket == "week":
-        return f"date({local}, '-6 days', 'weekday 1')", []
-    if bucket == "month":
-        return f"strftime('%Y-%m-01', {local})", []
-    if bucket == "year":
-        return f"strftime('%Y-01-01', {local})", []
-    # quarter: the first month of the month's quarter, looked up in a 12-entry string
-    return (
-        f"(strftime('%Y-', {local}) || substr('010101040404070707101010', "
-        f"CAST(strftime('%m', {local}) AS INTEGER) * 2 - 1, 2) || '-01')",
-        [],
-    )
+    leaf = _SQLITE_BUCKETS[bucket]
+    if storage == "datetime":
+        return _sqlite_local(column, timezone, leaf), []
+    return leaf(column, ""), []
 
 
 def bucket_key(value: Any, bucket: str) -> BucketKey | None:
