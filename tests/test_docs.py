@@ -295,6 +295,67 @@ def test_jimu_verify_captcha(site: Site) -> None:
         ]
 
 
+def test_jimu_report_kinds(site: Site) -> None:
+    with site_client(site) as client:
+        for member, deltas in [("a", [5, -3]), ("b", [50]), ("c", [20, 20])]:
+            account = _account(client, member)
+            for delta in deltas:
+                client.post(
+                    "/api/v1/records/points_entry", json={"account": account["id"], "delta": delta}
+                )
+        kinds = client.get("/api/v1/meta/report-kinds").json()["data"]
+        assert {"name": "top_earners", "owner": "points_ledger"}.items() <= kinds[-1].items()
+        result = client.post(
+            "/api/v1/reports/run",
+            json={
+                "report": {
+                    "name": "earners",
+                    "entity": "points_entry",
+                    "kind": "top_earners",
+                    "options": {"n": 2},
+                }
+            },
+        )
+        assert result.status_code == 200, result.text
+        assert result.json()["rows"] == [
+            {"member": "b", "earned": 50},
+            {"member": "c", "earned": 40},
+        ]
+        bad = client.post(
+            "/api/v1/reports/run",
+            json={
+                "report": {
+                    "name": "x",
+                    "entity": "points_entry",
+                    "kind": "top_earners",
+                    "options": {"n": "many"},
+                }
+            },
+        )
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "options.n"
+
+
+def test_jimu_chart_types(site: Site) -> None:
+    with site_client(site) as client:
+        charts = {c["name"]: c for c in client.get("/api/v1/meta/chart-types").json()["data"]}
+        assert charts["points_thermometer"]["owner"] == "points_ledger"
+        report = {
+            "name": "total",
+            "entity": "points_entry",
+            "measures": [{"name": "points", "agg": "sum", "field": "delta"}],
+            "chart": {"type": "points_thermometer", "options": {"goal": 1000}},
+        }
+        assert client.post("/api/v1/reports/run", json={"report": report}).status_code == 200
+        grouped = {**report, "dimensions": [{"field": "reason"}]}
+        refused = client.post("/api/v1/reports/run", json={"report": grouped})
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0] == {
+            "field": "chart.type",
+            "reason": "a points_thermometer chart needs 0 dimensions; the report has 1",
+        }
+
+
 def test_jimu_routes(site: Site) -> None:
     with site_client(site) as client:
         for member, points in [("a", 5), ("b", 50), ("c", 20)]:

@@ -13,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import click
+import msgspec
 from litestar import Request, get
 
 from jimu_sdk import (
+    ChartType,
+    KindRun,
+    ReportKind,
+    ResultColumn,
     EntityDef,
     FieldDef,
     FieldType,
@@ -293,6 +298,63 @@ def jimu_after_delete(site: Site, entity: EntityDef, record: Mapping[str, Any]) 
     """Note closed accounts."""
     if entity.name == "points_account":
         LIFECYCLE.append(f"closed {record['member']}")
+
+
+# -- jimu_report_kinds and jimu_chart_types -------------------------------------
+
+
+class TopEarnersOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How many accounts the ``top_earners`` report lists."""
+
+    n: int = 10
+
+
+class TopEarners(ReportKind):
+    """The accounts that earned the most points (entries with a positive delta)."""
+
+    name = "top_earners"
+    label: ClassVar[Translatable] = {"en": "Top earners", "zh-CN": "积分获取排行"}
+    options_type = TopEarnersOptions
+    description = "accounts by points earned, most first"
+
+    async def run(self, run: KindRun) -> tuple[list[ResultColumn], list[dict[str, Any]]]:
+        account = run.field("account", "options", use="group by")
+        delta = run.field("delta", "options")
+        member = run.field("account.member", "options", use="group by")
+        # the report's filter, its parameters and the user's row conditions
+        conditions, params = run.where()
+        conditions.append(f"{delta.sql} > 0")
+        rows = await run.fetch(
+            f"SELECT {account.sql} AS account, {member.sql} AS member, SUM({delta.sql}) AS earned "
+            f"FROM {run.runtime.quoted}{run.paths.join_sql()} WHERE {' AND '.join(conditions)} "
+            f"GROUP BY {account.sql}, {member.sql} ORDER BY earned DESC, account LIMIT {{}}",
+            [*params, run.options.n],
+        )
+        columns = [
+            ResultColumn(key="member", label="member", role="dimension", type="text"),
+            ResultColumn(key="earned", label="earned", role="measure", type="int"),
+        ]
+        return columns, [{"member": r["member"], "earned": int(r["earned"])} for r in rows]
+
+
+@hookimpl
+def jimu_report_kinds() -> Sequence[ReportKind]:
+    """Register the ``top_earners`` report kind."""
+    return [TopEarners()]
+
+
+@hookimpl
+def jimu_chart_types() -> Sequence[ChartType]:
+    """A thermometer filling up to a points goal: one number, no dimension."""
+    return [
+        ChartType(
+            name="points_thermometer",
+            label={"en": "Points thermometer", "zh-CN": "积分温度计"},
+            dimensions=(0, 0),
+            measures=(1, 1),
+            options=("goal",),
+        )
+    ]
 
 
 # -- HTTP and CLI ----------------------------------------------------------------

@@ -39,6 +39,8 @@ from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
 from jimu.meta.forms import FormDef, FormField, FormPage, FormSection, FormValidation, PublicForm
+from jimu.meta.reports import DashboardDef, ReportDef
+from jimu.reports import ChartType, KindRun, ReportKind, ResultColumn
 from jimu.rules import Operator, OperatorContext, RuleError, SqlCall, SqlValue
 from jimu.site import Site
 from jimu.store.records import ListQuery, Page, SortKey
@@ -47,7 +49,9 @@ __all__ = [
     "SYSTEM",
     "Access",
     "Actor",
+    "ChartType",
     "Conflict",
+    "DashboardDef",
     "Dialect",
     "EntityDef",
     "EntityGrant",
@@ -62,6 +66,7 @@ __all__ = [
     "FormValidation",
     "IndexDef",
     "JimuError",
+    "KindRun",
     "ListQuery",
     "NotFound",
     "Operator",
@@ -69,6 +74,9 @@ __all__ = [
     "Page",
     "PluginInfo",
     "PublicForm",
+    "ReportDef",
+    "ReportKind",
+    "ResultColumn",
     "RoleDef",
     "RuleError",
     "Site",

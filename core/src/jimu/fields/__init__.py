@@ -29,6 +29,7 @@ __all__ = [
     "WriteContext",
     "python_type_for_storage",
     "reader_for_storage",
+    "writer_for_storage",
 ]
 
 Dialect = Literal["sqlite", "postgres"]
@@ -61,8 +62,12 @@ WIDENINGS: dict[Storage, frozenset[Storage]] = {
 
 
 def _utc_text(value: dt.datetime) -> str:
-    """Fixed-width UTC text for SQLite, so text order is time order."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    """Fixed-width UTC text for SQLite, so text order is time order.
+
+    ``2024-03-08 06:30:00.000000+00:00``: ``isoformat`` with microseconds
+    always, which is also about three times as fast as ``strftime``.
+    """
+    return value.astimezone(dt.UTC).isoformat(" ", "microseconds")
 
 
 @dataclass
@@ -241,19 +246,8 @@ class FieldType:
         """Convert a validated Python value into the value bound as a query parameter."""
         if value is None:
             return None
-        storage = self.storage_for(field)
-        if dialect == "sqlite":
-            if storage == "decimal":
-                return str(value)
-            if storage == "datetime":
-                return _utc_text(value)
-            if storage == "date":
-                return value.isoformat()
-            if storage == "boolean":
-                return 1 if value else 0
-        if storage == "json":
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return value
+        write = _WRITERS[dialect].get(self.storage_for(field))
+        return write(value) if write is not None else value
 
     def reader(self, field: FieldDef, dialect: Dialect) -> Callable[[Any], Any] | None:
         """A function turning a stored, non-null value into the API's value.
@@ -275,6 +269,40 @@ class FieldType:
 
     def __repr__(self) -> str:
         return f"<FieldType {self.name} ({self.storage})>"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _iso_date(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def _flag(value: Any) -> int:
+    return 1 if value else 0
+
+
+#: How API values become query parameters, per dialect and storage kind (absent: as they are).
+_WRITERS: dict[Dialect, dict[Storage, Callable[[Any], Any]]] = {
+    "sqlite": {
+        "decimal": str,
+        "datetime": _utc_text,
+        "date": _iso_date,
+        "boolean": _flag,
+        "json": _json_text,
+    },
+    "postgres": {"json": _json_text},
+}
+
+
+def writer_for_storage(storage: Storage, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How non-null API values of ``storage`` become query parameters (``None``: as they are).
+
+    What :meth:`FieldType.to_db` does for a type that keeps the base class's;
+    for code that converts many values of one field (bulk inserts).
+    """
+    return _WRITERS[dialect].get(storage)
 
 
 def _sqlite_json(value: Any) -> Any:

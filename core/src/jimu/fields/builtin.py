@@ -12,6 +12,7 @@ rule operators those types filter with (``in_region``, ``geo_within``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -154,16 +155,17 @@ class DecimalType(FieldType):
     def validate(self, field: FieldDef, value: Any) -> str | None:
         if not value.is_finite():
             return "must be a finite number"
+        options = field.options
         precision, scale = self.digits(field)
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > scale:
             return f"has more than {scale} digits after the decimal point"
-        if abs(value) >= Decimal(10) ** (precision - scale):
+        if abs(value) >= _power_of_ten(precision - scale):
             return f"is too large for {precision} digits with {scale} after the point"
-        if "min" in field.options and value < Decimal(str(field.options["min"])):
-            return f"must be at least {field.options['min']}"
-        if "max" in field.options and value > Decimal(str(field.options["max"])):
-            return f"must be at most {field.options['max']}"
+        if "min" in options and value < Decimal(str(options["min"])):
+            return f"must be at least {options['min']}"
+        if "max" in options and value > Decimal(str(options["max"])):
+            return f"must be at most {options['max']}"
         return None
 
     def reader(self, field: FieldDef, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -173,6 +175,12 @@ class DecimalType(FieldType):
         if to_decimal is None:
             return lambda value: value.quantize(exponent)
         return lambda value: to_decimal(value).quantize(exponent)
+
+
+@functools.cache
+def _power_of_ten(exponent: int) -> Decimal:
+    """``10 ** exponent`` as a Decimal, computed once per exponent (decimal validation bound)."""
+    return Decimal(10) ** exponent
 
 
 class BooleanType(FieldType):

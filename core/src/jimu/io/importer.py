@@ -323,10 +323,14 @@ def _blank(cell: Any) -> bool:
 
 
 def _blank_row(cells: list[Any]) -> bool:
-    try:
-        return not "".join(cells).strip()  # a CSV row: text only
-    except TypeError:
-        return all(_blank(cell) for cell in cells)
+    """Whether every cell of a row is blank (usually decided by the first cell)."""
+    for cell in cells:
+        if type(cell) is str:
+            if cell and not cell.isspace():
+                return False
+        elif cell is not None:  # a number, a date, a yes/no: something
+            return False
+    return True
 
 
 class _Merges:

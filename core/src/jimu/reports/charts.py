@@ -22,7 +22,8 @@ class ChartType(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     ``dimensions`` and ``measures`` are the inclusive ranges of how many the
     report may have (``None`` as the maximum: no limit). ``time_dimension``
     says the first dimension must be a time bucket; ``kinds`` lists the report
-    kinds it can draw (empty: aggregate reports only); ``options`` names the
+    kinds it can draw (empty: aggregate reports only; ``"*"``: every kind, like
+    the table); ``options`` names the
     options it understands (anything else in a report's chart options is refused).
     """
 
@@ -119,7 +120,7 @@ BUILTIN_CHART_TYPES: tuple[ChartType, ...] = (
         "表格",
         dimensions=(0, None),
         measures=(0, None),
-        kinds=("aggregate", "funnel", "cohort", "rfm"),
+        kinds=("*",),
         options=("page_size", "totals"),
     ),
     _chart(
@@ -250,7 +251,7 @@ class ChartTypeRegistry:
                 )
             )
         kinds = chart.kinds or ("aggregate",)
-        if kind not in kinds:
+        if kind not in kinds and "*" not in kinds:
             raise ValidationFailed(
                 FieldProblem(
                     f"{where}.type",
