@@ -444,3 +444,19 @@ def test_bad_definitions_are_a_422_naming_the_part(new_site: Callable[..., Site]
         shape = client.post("/api/v1/reports/run", json={"report": {"name": "x"}})
         assert shape.status_code == 422
         assert shape.json()["errors"][0]["field"] == "report.entity"
+
+
+def test_openapi_lists_the_report_routes(new_site: Callable[..., Site]) -> None:
+    site = new_site()
+    with site_client(site) as client:
+        paths = client.get("/schema").json()["paths"]
+        for path in (
+            "/api/v1/reports/run",
+            "/api/v1/meta/reports",
+            "/api/v1/reports/{name}/data",
+            "/api/v1/reports/{name}/export",
+            "/api/v1/meta/dashboards",
+            "/api/v1/dashboards/{name}/data",
+            "/api/v1/meta/chart-types",
+        ):
+            assert path in paths, path

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 import jimu
+from jimu.http.reports import report_paths
 from jimu.meta import translate
 from jimu.site import Site
 
@@ -340,6 +341,7 @@ def openapi_document(site: Site) -> dict[str, Any]:
         },
     }
     paths.update(_metadata_paths())
+    paths.update(report_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{site.config.name} — Jimu API", "version": jimu.__version__},

@@ -32,7 +32,7 @@ from jimu.meta.reports import DashboardDef, ReportDef
 from jimu.reports import ReportService
 from jimu.reports.service import ReportExport
 
-__all__ = ["reports_router"]
+__all__ = ["report_paths", "reports_router"]
 
 _RESERVED = {"format", "refresh", "scope"}
 
@@ -210,6 +210,64 @@ async def dashboard_data(request: Request[Any, Any, Any], name: FromPath[str]) -
     """Every card of a dashboard with its data, for the shared query-string parameters."""
     view = await _service(request).dashboard_data(name, _params(request))
     return json_response(view)
+
+
+def _operation(summary: str, status: str = "200", *, path: str | None = None) -> dict[str, Any]:
+    problem = {"content": {"application/problem+json": {"schema": {"type": "object"}}}}
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": ["reports"],
+        "responses": {
+            status: {"description": "OK"},
+            "403": {"description": "Not allowed (action, field or admin right)", **problem},
+            "404": {"description": "Unknown report or dashboard", **problem},
+            "422": {"description": "Invalid definition or parameter, naming it", **problem},
+        },
+    }
+    if path is not None:
+        operation["parameters"] = [
+            {"name": path, "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    return operation
+
+
+def report_paths() -> dict[str, Any]:
+    """The OpenAPI paths of the report routes."""
+    return {
+        "/api/v1/reports/run": {
+            "post": _operation("Run a report definition (JSON, or a CSV/XLSX file)")
+        },
+        "/api/v1/meta/reports": {
+            "get": _operation("List saved reports"),
+            "post": _operation("Create or replace a saved report", "201"),
+        },
+        "/api/v1/meta/reports/{name}": {
+            "get": _operation("Get a saved report", path="name"),
+            "delete": _operation("Delete a saved report", path="name"),
+        },
+        "/api/v1/reports/{name}/data": {
+            "get": {
+                **_operation("A saved report's result (202 while a job computes it)", path="name"),
+                "x-query": "report parameters; refresh=true recomputes a cached result",
+            }
+        },
+        "/api/v1/reports/{name}/export": {
+            "get": _operation("A saved report's result as CSV or XLSX (format)", path="name")
+        },
+        "/api/v1/meta/chart-types": {"get": _operation("Chart types and their data shapes")},
+        "/api/v1/meta/report-kinds": {"get": _operation("Report kinds and their options")},
+        "/api/v1/meta/dashboards": {
+            "get": _operation("The site's dashboards and the user's own"),
+            "post": _operation("Save a dashboard (scope=user or site)", "201"),
+        },
+        "/api/v1/meta/dashboards/{name}": {
+            "get": _operation("Get a dashboard (the user's, else the site's)", path="name"),
+            "delete": _operation("Delete a dashboard (scope=user or site)", path="name"),
+        },
+        "/api/v1/dashboards/{name}/data": {
+            "get": _operation("Every card of a dashboard with its data", path="name")
+        },
+    }
 
 
 def reports_router() -> Router:
