@@ -240,6 +240,8 @@ class RollupType(FieldType):
         else:
             link = field.options["link"]
             if holder is not None:
+                if source_name not in model:
+                    raise MetadataError("options.link", f"unknown entity {source_name!r}")
                 link = child_link(holder, model[source_name], entity.name, "options")
             rows = f"{_q(source_name)} AS _ru"
             where = f"_ru.{_q(link)} = {this_id}"
@@ -629,7 +631,9 @@ class ChildTableType(FieldType):
         registry: FieldTypeRegistry,
         dialect: Dialect,
     ) -> VirtualColumn:
-        child = model[field.options["entity"]]
+        child = model.get(field.options["entity"])
+        if child is None:
+            raise MetadataError("options.entity", f"unknown entity {field.options['entity']!r}")
         link = child_link(field, child, entity.name, "options")
         where = f"_ct.{_q(link)} = {_q(entity.name)}.{_q('id')}"
         item = (
