@@ -129,7 +129,9 @@ class Access:
         if self.scopes is not None and "*" in self.scopes:
             self.scopes = _ALL_SCOPES
         #: No check applies (the system, or a super-user without narrowing scopes).
-        self.unrestricted = unrestricted or (self.super_user and self.scopes is None)
+        self.unrestricted = unrestricted or (
+            self.super_user and (self.scopes is None or self.scopes >= _ALL_SCOPES)
+        )
         self._merged: dict[str, _Merged] = {}
         self._readable: dict[str, frozenset[str]] = {}
         self._writable: dict[str, frozenset[str]] = {}

@@ -34,6 +34,7 @@ from jimu.fields.contact import PhoneType
 from jimu.fields.files import AttachmentType, ImageType
 from jimu.fields.geo import GEO_WITHIN, GeolocationType
 from jimu.fields.numbers import CurrencyType, PercentType, RatingType
+from jimu.fields.people import CreatedByType, ModifiedByType, UserType
 from jimu.fields.relations import ChildTableType, LookupType, MultiLinkType, RollupType
 from jimu.fields.text import BarcodeType, ColorType, RichTextType
 from jimu.fields.times import DurationType, TimeType
@@ -307,6 +308,9 @@ BUILTIN_FIELD_TYPES: tuple[type[FieldType], ...] = (
     MultiLinkType,
     ChildTableType,
     ImageType,
+    UserType,
+    CreatedByType,
+    ModifiedByType,
 )
 
 

@@ -14,6 +14,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 
 import jimu
+from jimu.auth import current_access
 from jimu.http.api import api_router
 from jimu.http.auth import auth_router, authenticate
 from jimu.http.automation import automation_router
@@ -21,7 +22,7 @@ from jimu.http.files import files_router
 from jimu.http.forms import forms_router
 from jimu.http.io import io_router
 from jimu.http.limits import RateLimiter
-from jimu.http.openapi import openapi_document
+from jimu.http.openapi import narrow_for, openapi_document
 from jimu.http.problems import exception_handlers, problem
 from jimu.http.reports import reports_router
 from jimu.site import Site
@@ -31,13 +32,18 @@ __all__ = ["create_app"]
 
 @get("/schema", include_in_schema=False)
 async def schema(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """The OpenAPI document of the site's current model."""
+    """The OpenAPI document of the site's current model, as the caller may use it."""
     site: Site = request.app.state.site
     cache = request.app.state.openapi_cache
     if cache.get("version") != site.model_version:
         cache["version"] = site.model_version
-        cache["body"] = msgspec.json.encode(openapi_document(site))
-    return Response(content=cache["body"], media_type="application/json")
+        cache["document"] = openapi_document(site)
+        cache["body"] = msgspec.json.encode(cache["document"])
+    access = current_access()
+    if access.unrestricted:
+        return Response(content=cache["body"], media_type="application/json")
+    narrowed = narrow_for(cache["document"], site, access)
+    return Response(content=msgspec.json.encode(narrowed), media_type="application/json")
 
 
 @get("/schema/openapi.json", include_in_schema=False)

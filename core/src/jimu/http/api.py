@@ -20,6 +20,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.params import FromPath
 
+from jimu.auth import current_access
 from jimu.errors import FieldProblem, ValidationFailed
 from jimu.http.responses import decode_body, json_response, site_of
 from jimu.meta import EntityDef, FieldDef
@@ -30,8 +31,12 @@ __all__ = ["api_router"]
 
 
 def _entity_view(site: Site, name: str) -> dict[str, Any]:
+    """An entity's definition as the caller may see it (fields they cannot read left out)."""
     runtime = site.runtime(name)
     view: dict[str, Any] = msgspec.to_builtins(runtime.entity)
+    readable = current_access().readable_fields(name)
+    if readable is not None:
+        view["fields"] = [f for f in view.get("fields", []) if f["name"] in readable]
     view["pending_fields"] = runtime.pending
     view["pending_changes"] = [c.as_dict() for c in site.pending.changes if c.entity == name]
     return view
@@ -42,14 +47,17 @@ def _entity_view(site: Site, name: str) -> dict[str, Any]:
 
 @get("/meta/entities")
 async def list_entities(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Every entity of the site with its fields (merged plugin + site overlay)."""
+    """The entities the caller may read, with their fields (merged plugin + site overlay)."""
     site = site_of(request)
-    return json_response({"data": [_entity_view(site, name) for name in sorted(site.entities)]})
+    access = current_access()
+    names = [name for name in sorted(site.entities) if access.allows(name, "read")]
+    return json_response({"data": [_entity_view(site, name) for name in names]})
 
 
 @post("/meta/entities")
 async def create_entity(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Create a site-owned entity; its table is created at once."""
+    """Create a site-owned entity; its table is created at once (``schema`` right)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     entity = decode_body(await request.body(), EntityDef)
     await site.create_entity(entity)
@@ -59,12 +67,16 @@ async def create_entity(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/meta/entities/{name:str}")
 async def get_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """One entity's definition, with fields waiting on ``jimu migrate``."""
-    return json_response(_entity_view(site_of(request), name))
+    site = site_of(request)
+    site.runtime(name)  # 404 for an unknown entity
+    current_access().require(name, "read")
+    return json_response(_entity_view(site, name))
 
 
 @patch("/meta/entities/{name:str}")
 async def update_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """Change label, description, title field, fields or indexes of an entity."""
+    """Change label, description, title field, fields or indexes of an entity (``schema``)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     site.runtime(name)
     changes = decode_body(await request.body(), dict[str, Any])
@@ -75,6 +87,7 @@ async def update_entity(request: Request[Any, Any, Any], name: FromPath[str]) ->
 @delete("/meta/entities/{name:str}", status_code=200)
 async def delete_entity(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Remove a site-owned entity from the model; its table waits for ``jimu migrate``."""
+    current_access().require_admin("schema")
     site = site_of(request)
     await site.delete_entity(name)
     return json_response(
@@ -84,7 +97,8 @@ async def delete_entity(request: Request[Any, Any, Any], name: FromPath[str]) ->
 
 @post("/meta/entities/{name:str}/fields")
 async def add_field(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """Add a field to a live entity; its column is added at once."""
+    """Add a field to a live entity; its column is added at once (``schema`` right)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     site.runtime(name)
     definition = decode_body(await request.body(), FieldDef)
@@ -94,7 +108,8 @@ async def add_field(request: Request[Any, Any, Any], name: FromPath[str]) -> Res
 
 @get("/meta/migrations")
 async def pending_migrations(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Destructive schema changes waiting for ``jimu migrate --apply``."""
+    """Destructive schema changes waiting for ``jimu migrate --apply`` (``schema`` right)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     return json_response({"data": [change.as_dict() for change in site.pending.changes]})
 
@@ -120,6 +135,7 @@ async def list_plugins(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/meta/plugins/{name:str}")
 async def enable_plugin(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Enable an installed plugin: create its tables, load its seed data, run its install hook."""
+    current_access().require_admin("plugins")
     site = site_of(request)
     await site.enable_plugin(name)
     return json_response({"enabled": site.config.plugins}, 201)
@@ -127,7 +143,8 @@ async def enable_plugin(request: Request[Any, Any, Any], name: FromPath[str]) ->
 
 @delete("/meta/plugins/{name:str}", status_code=200)
 async def disable_plugin(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """Disable a plugin; its tables and data are kept."""
+    """Disable a plugin; its tables and data are kept (``plugins`` right)."""
+    current_access().require_admin("plugins")
     site = site_of(request)
     await site.disable_plugin(name)
     return json_response({"enabled": site.config.plugins})

@@ -18,7 +18,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath
 
-from jimu.auth import Access, EntityGrant, RoleDef, acting_as, current_actor
+from jimu.auth import Access, EntityGrant, RoleDef, acting_as, current_access, current_actor
 from jimu.errors import (
     Conflict,
     FieldProblem,
@@ -111,7 +111,8 @@ async def list_forms(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @post("/meta/forms")
 async def create_form(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Create a form (422 naming the part at fault; 409 when the name is taken)."""
+    """Create a form (``schema`` right; 422 naming the part at fault; 409 when taken)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     form = decode_body(await request.body(), FormDef)
     if form.name in site.forms:
@@ -131,6 +132,7 @@ async def get_form_definition(
 @put("/meta/forms/{name:str}")
 async def replace_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Replace a form (a plugin's form is replaced by a site copy; the plugin's stays intact)."""
+    current_access().require_admin("schema")
     site = site_of(request)
     form = decode_body(await request.body(), FormDef)
     if form.name != name:
@@ -141,7 +143,8 @@ async def replace_form(request: Request[Any, Any, Any], name: FromPath[str]) -> 
 
 @delete("/meta/forms/{name:str}", status_code=200)
 async def delete_form(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """Delete one of the site's forms."""
+    """Delete one of the site's forms (``schema`` right)."""
+    current_access().require_admin("schema")
     await site_of(request).delete_form(name)
     return json_response({"deleted": name})
 

@@ -3,21 +3,24 @@
 Each entity gets its own record schemas (what a create accepts, what a patch
 accepts, what a read returns) from the same msgspec structs that validate
 requests, so the document cannot drift from the behaviour. It is rebuilt when
-the model changes.
+the model changes. Each caller sees it narrowed to what they may do
+(:func:`narrow_for`).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
 
 import jimu
+from jimu.auth import ACTIONS, Access
 from jimu.http.reports import report_paths
 from jimu.meta import translate
 from jimu.site import Site
 
-__all__ = ["openapi_document"]
+__all__ = ["narrow_for", "openapi_document"]
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -348,3 +351,54 @@ def openapi_document(site: Site) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": components},
     }
+
+
+_METHOD_ACTION = {"get": "read", "post": "create", "patch": "update", "delete": "delete"}
+
+
+def narrow_for(document: dict[str, Any], site: Site, access: Access) -> dict[str, Any]:
+    """``document`` as ``access`` may use it: only its entities, operations and fields.
+
+    Entities the principal may do nothing with disappear; operations they may
+    not take (create, update, delete, query) are removed; fields they may not
+    read leave the record schemas, and fields they may not write leave the
+    create and update schemas. The full document is never changed in place.
+    """
+    narrowed = copy.deepcopy(document)
+    paths: dict[str, Any] = narrowed["paths"]
+    schemas: dict[str, Any] = narrowed["components"]["schemas"]
+    for name in site.entities:
+        title = _title(name)
+        prefix = f"/api/v1/records/{name}"
+        entity_paths = [p for p in paths if p == prefix or p.startswith(prefix + "/")]
+        if not any(access.allows(name, action) for action in ACTIONS):
+            for path in entity_paths:
+                del paths[path]
+            for suffix in ("Record", "Create", "Patch"):
+                schemas.pop(f"{title}{suffix}", None)
+            continue
+        for path in entity_paths:
+            operations = paths[path]
+            for method in list(operations):
+                action = "read" if path.endswith("/query") else _METHOD_ACTION.get(method)
+                if path.endswith("/bulk"):
+                    allowed = any(access.allows(name, a) for a in ("create", "update", "delete"))
+                else:
+                    allowed = action is None or access.allows(name, action)
+                if not allowed:
+                    del operations[method]
+            if not operations:
+                del paths[path]
+        readable = access.readable_fields(name)
+        writable = access.writable_fields(name)
+        for suffix, keep in (("Record", readable), ("Create", writable), ("Patch", writable)):
+            schema = schemas.get(f"{title}{suffix}")
+            if keep is None or schema is None:
+                continue
+            allowed_fields = keep | ({"id"} if suffix == "Record" else set())
+            properties = schema.get("properties", {})
+            for field in [f for f in properties if f not in allowed_fields]:
+                del properties[field]
+            if "required" in schema:
+                schema["required"] = [f for f in schema["required"] if f in allowed_fields]
+    return narrowed

@@ -1,39 +1,50 @@
-"""The one place where field permissions will decide what an import may write
-and what an export may show.
+"""The one place where permissions decide what an import may write and an export may show.
 
-Users, roles and field permissions arrive with the permissions issue. Until
-then every live field can be imported and exported. When they arrive, these
-two functions take the user and filter the fields; every import and export
-path (HTTP, CLI, jobs) already goes through them.
+Both ask the permission engine of whoever is acting
+(:func:`jimu.auth.current_access`), so the HTTP API, the CLI and background
+jobs (which inherit the actor of the request that started them) apply the
+same rules as every other data path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from jimu.auth import current_access
 from jimu.site import Site
 from jimu.store.records import EntityRuntime
 
 __all__ = ["exportable_fields", "importable_fields"]
 
 
-def importable_fields(site: Site, rt: EntityRuntime, *, user: Any = None) -> list[str]:
-    """The fields of ``rt`` that ``user`` may write through an import.
+def importable_fields(site: Site, rt: EntityRuntime) -> list[str]:
+    """The fields of ``rt`` the acting principal may write through an import.
 
-    Fields the kernel computes (formulas, auto-numbers, lookups) are never
-    written. Permissions issue: drop the fields the user may not write here.
+    Refuses (403) a principal without the ``import`` permission on the
+    entity. Fields the kernel computes (formulas, auto-numbers, lookups) are
+    never written; fields the principal may not write are not offered, so a
+    column mapped to one is reported as unknown.
     """
-    return [name for name in rt.fields if name not in rt.computed]
+    access = current_access()
+    access.require(rt.name, "import")
+    writable = access.writable_fields(rt.name)
+    return [
+        name
+        for name in rt.fields
+        if name not in rt.computed and (writable is None or name in writable)
+    ]
 
 
-def exportable_fields(
-    site: Site, rt: EntityRuntime, fields: Sequence[str], *, user: Any = None
-) -> list[str]:
-    """The columns of ``fields`` (fields and system columns) that ``user`` may export.
+def exportable_fields(site: Site, rt: EntityRuntime, fields: Sequence[str]) -> list[str]:
+    """The columns of ``fields`` (fields and system columns) the acting principal may export.
 
-    Fields nobody reads (passwords) are never exported. Permissions issue: drop
-    the fields the user may not read here (and refuse the export if the user
-    may not export the entity at all).
+    Refuses (403) a principal without the ``export`` permission on the entity.
+    Fields nobody reads (passwords) and fields the principal may not read are
+    left out.
     """
-    return [name for name in fields if name not in rt.secret]
+    access = current_access()
+    access.require(rt.name, "export")
+    readable = access.readable_fields(rt.name)
+    return [
+        name for name in fields if name not in rt.secret and (readable is None or name in readable)
+    ]

@@ -127,9 +127,7 @@ def _columns(site: Site, rt: EntityRuntime, fields: list[str] | None) -> list[st
     return exportable_fields(site, rt, wanted)
 
 
-async def open_export(
-    site: Site, entity: str, options: ExportOptions, *, user: Any = None
-) -> Export:
+async def open_export(site: Site, entity: str, options: ExportOptions) -> Export:
     """Check the request and read the first page, so mistakes are a 422 before any byte is sent."""
     rt = site.runtime(entity)
     if options.format not in EXPORT_FORMATS:
@@ -181,15 +179,45 @@ async def open_export(
         filename=filename,
         media_type=_MEDIA[options.format],
         rows=lambda: counter[0],
-        content=content,
+        content=_audited(site, entity, options, columns, content, counter),
     )
 
 
-async def export_records(
-    site: Site, entity: str, options: ExportOptions, target: Path, *, user: Any = None
-) -> int:
+async def _audited(
+    site: Site,
+    entity: str,
+    options: ExportOptions,
+    columns: list[str],
+    content: AsyncIterator[bytes],
+    counter: list[int],
+) -> AsyncIterator[bytes]:
+    """``content``, then an audit entry: who exported which filter and fields, how many rows.
+
+    An export the client abandons is audited too, with the rows sent so far.
+    """
+    completed = False
+    try:
+        async for piece in content:
+            yield piece
+        completed = True
+    finally:
+        await site.auth.audit(
+            "export",
+            entity=entity,
+            detail={
+                "format": options.format,
+                "filter": options.filter,
+                "sort": list(options.sort),
+                "fields": columns,
+                "rows": counter[0],
+                "completed": completed,
+            },
+        )
+
+
+async def export_records(site: Site, entity: str, options: ExportOptions, target: Path) -> int:
     """Export into the file ``target``; return the number of records written."""
-    export = await open_export(site, entity, options, user=user)
+    export = await open_export(site, entity, options)
     partial = target.with_name(target.name + ".part")
     try:
         with partial.open("wb") as out:

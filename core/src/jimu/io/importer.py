@@ -1030,7 +1030,6 @@ async def import_file(
     *,
     progress: ProgressCallback | None = None,
     job_id: int | None = None,
-    user: Any = None,
 ) -> ImportOutcome:
     """Import ``source`` into ``entity``; return what happened (also stored, for the report).
 
@@ -1054,7 +1053,7 @@ async def import_file(
         mapping.update(await store.get(entity, options.mapping_name))
     if options.mapping:
         mapping.update(options.mapping)
-    writable = importable_fields(site, rt, user=user)
+    writable = importable_fields(site, rt)
     if options.key and options.key in rt.fields and options.key not in writable:
         writable = [*writable, options.key]  # a computed field (an order number) can find records
     outcome = ImportOutcome(entity=entity, file=source.filename, options=options, job_id=job_id)

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from jimu.auth.context import current_actor
-from jimu.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from jimu.auth.access import Access
+from jimu.auth.context import current_access, current_actor
+from jimu.errors import Conflict, FieldProblem, Forbidden, NotFound, ValidationFailed
 from jimu.fields import (
     Dialect,
     FieldType,
@@ -41,6 +42,7 @@ from jimu.fields import (
     writer_for_storage,
 )
 from jimu.meta import EntityDef, FieldDef
+from jimu.rules import fields_read
 from jimu.store.database import Database
 from jimu.store.related import attach_children, delete_related, write_related
 
@@ -467,15 +469,19 @@ class RecordRepository:
         entity's default form (if it has one) applies.
         """
         rt = self.runtime(entity)
+        access = current_access()
+        access.require(entity, "create")
         compiled = self.site.form_for(entity, form)
         if compiled is None:
             values = self._decode(rt, body, partial=False)
+            _check_writes(access, rt, values, "", creating=True)
         else:  # the form sees only what was submitted, then the full create rules apply
             submitted = self._decode(rt, body, partial=True)
+            _check_writes(access, rt, submitted, "", creating=True)
             values = self._form_check(rt, compiled, submitted, None, "")
         async with self.db.transaction():
             await self._check_links(rt, [("", values)])
-            return await self._insert(rt, values)
+            return access.visible(entity, await self._insert(rt, values))
 
     async def _insert(
         self, rt: EntityRuntime, values: dict[str, Any], prefix: str = ""
@@ -629,12 +635,33 @@ class RecordRepository:
             ],
         )
 
-    async def _fetch_for_update(self, rt: EntityRuntime, record_id: int) -> dict[str, Any]:
+    async def _fetch_for_update(
+        self, rt: EntityRuntime, record_id: int, action: str | None = None
+    ) -> dict[str, Any]:
+        """The stored record ``record_id``; with ``action``, only if the actor may ``action`` it.
+
+        A record the actor's row rules hide is a :class:`NotFound`, so the
+        answer never tells whether it exists; one they may read but not
+        ``action`` is :class:`Forbidden`.
+        """
+        where, params = ["id = {}"], [record_id]
+        access = current_access()
+        if action is not None and not access.unrestricted:
+            rows_where, rows_params = access.row_filter(self.site, rt, action)
+            where, params = [*where, *rows_where], [*params, *rows_params]
         row = await self.db.fetch_one(
-            f"SELECT {', '.join(rt.select_item(c) for c in rt.all_columns)} FROM {rt.quoted} WHERE id = {{}}",
-            [record_id],
+            f"SELECT {', '.join(rt.select_item(c) for c in rt.all_columns)} FROM {rt.quoted} "
+            f"WHERE {' AND '.join(where)}",
+            params,
         )
         if row is None:
+            if action is not None and action != "read" and not access.unrestricted:
+                read_where, read_params = access.row_filter(self.site, rt, "read")
+                if read_where and await self.db.fetch_one(
+                    f"SELECT id FROM {rt.quoted} WHERE id = {{}} AND {' AND '.join(read_where)}",
+                    [record_id, *read_params],
+                ):
+                    raise Forbidden(f"you may not {action} {rt.name} record {record_id}")
             raise NotFound(f"no {rt.name} record with id {record_id}")
         record = rt.read_row(row)
         if rt.children:
@@ -654,11 +681,14 @@ class RecordRepository:
         ``form`` as for :meth:`create`: the form's rules apply to the change.
         """
         rt = self.runtime(entity)
+        access = current_access()
+        access.require(entity, "update")
         changes = self._decode(rt, body, partial=True)
+        _check_writes(access, rt, changes, "")
         compiled = self.site.form_for(entity, form)
         async with self.db.transaction():
             await self._check_links(rt, [("", changes)])
-            return await self._update(rt, record_id, changes, form=compiled)
+            return access.visible(entity, await self._update(rt, record_id, changes, form=compiled))
 
     async def _update(
         self,
@@ -669,7 +699,7 @@ class RecordRepository:
         *,
         form: CompiledForm | None = None,
     ) -> dict[str, Any]:
-        before = await self._fetch_for_update(rt, record_id)
+        before = await self._fetch_for_update(rt, record_id, "update")
         if form is not None:
             changes = self._form_check(rt, form, changes, before, prefix)
         plugins = self.site.plugins
@@ -725,11 +755,13 @@ class RecordRepository:
     async def delete(self, entity: str, record_id: int) -> dict[str, Any]:
         """Delete one record; return what was deleted."""
         rt = self.runtime(entity)
+        access = current_access()
+        access.require(entity, "delete")
         async with self.db.transaction():
-            return await self._delete(rt, record_id)
+            return access.visible(entity, await self._delete(rt, record_id))
 
     async def _delete(self, rt: EntityRuntime, record_id: int) -> dict[str, Any]:
-        record = await self._fetch_for_update(rt, record_id)
+        record = await self._fetch_for_update(rt, record_id, "delete")
         plugins = self.site.plugins
         if plugins.has_hook("jimu_before_delete"):
             await plugins.call_async(
@@ -768,14 +800,24 @@ class RecordRepository:
                     "$", f"{total} items; at most {self.site.config.bulk_limit} per bulk request"
                 )
             )
+        access = current_access()
+        for action, items in (
+            ("create", request.create),
+            ("update", request.update),
+            ("delete", request.delete),
+        ):
+            if items:
+                access.require(entity, action)
         form = self.site.form_for(entity, None)
         creates = []
         for index, raw in enumerate(request.create):
             prefix = f"create[{index}]."
             if form is None:
                 values = self._decode(rt, _raw_bytes(raw), partial=False, prefix=prefix)
+                _check_writes(access, rt, values, prefix, creating=True)
             else:
                 submitted = self._decode(rt, _raw_bytes(raw), partial=True, prefix=prefix)
+                _check_writes(access, rt, submitted, prefix, creating=True)
                 values = self._form_check(rt, form, submitted, None, prefix)
             creates.append(values)
         updates = []
@@ -791,12 +833,9 @@ class RecordRepository:
                     FieldProblem(prefix + "id", "each update needs the integer id of its record")
                 )
             record_id = item.pop("id")
-            updates.append(
-                (
-                    record_id,
-                    self._decode(rt, msgspec.json.encode(item), partial=True, prefix=prefix),
-                )
-            )
+            changes = self._decode(rt, msgspec.json.encode(item), partial=True, prefix=prefix)
+            _check_writes(access, rt, changes, prefix)
+            updates.append((record_id, changes))
         async with self.db.transaction():
             await self._check_links(
                 rt,
@@ -850,6 +889,13 @@ class RecordRepository:
             if prefixes is not None
             else [f"create[{index}]." for index in range(len(rows))]
         )
+        access = current_access()
+        access.require(entity, "create")
+        if not access.unrestricted:
+            for label, row in zip(labels, rows, strict=True):
+                submitted = row if isinstance(row, Mapping) else msgspec.json.decode(row)
+                if isinstance(submitted, Mapping):
+                    _check_writes(access, rt, submitted, label)
         form = self.site.form_for(entity, None)
         plan = _bulk_plan(rt)
         if form is not None or not plan.fast:
@@ -1055,23 +1101,41 @@ class RecordRepository:
 
     # -- reads -----------------------------------------------------------
 
-    def _columns(self, rt: EntityRuntime, fields: list[str] | None) -> list[str]:
+    def _columns(
+        self, rt: EntityRuntime, fields: list[str] | None, access: Access | None = None
+    ) -> list[str]:
+        readable = access.readable_fields(rt.name) if access is not None else None
         if fields is None:
-            return rt.all_columns
+            if readable is None:
+                return rt.all_columns
+            return [name for name in rt.all_columns if name in readable]
         unknown = [name for name in fields if name not in rt.all_columns]
         if unknown:
             raise ValidationFailed(
                 FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}")
             )
+        if readable is not None and access is not None:
+            access.check_readable(rt.name, fields, "fields")
         return ["id", *[name for name in dict.fromkeys(fields) if name != "id"]]
 
     async def get(
         self, entity: str, record_id: int, fields: list[str] | None = None
     ) -> dict[str, Any]:
-        """One record by id; :class:`NotFound` when there is none."""
+        """One record by id; :class:`NotFound` when there is none (or the actor may not see it)."""
         rt = self.runtime(entity)
-        columns = self._columns(rt, fields)
-        rows = await self.db.fetch(rt.select_sql(tuple(columns), " WHERE id = {}"), (record_id,))
+        access = current_access()
+        access.require(entity, "read")
+        columns = self._columns(rt, fields, access)
+        if access.unrestricted:
+            rows = await self.db.fetch(
+                rt.select_sql(tuple(columns), " WHERE id = {}"), (record_id,)
+            )
+        else:
+            where, params = access.row_filter(self.site, rt, "read")
+            suffix = " WHERE " + " AND ".join([f"{rt.quoted}.\"id\" = {{}}", *where])
+            rows = await self.db.fetch(
+                rt.select_sql(tuple(columns), suffix), (record_id, *params)
+            )
         row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no {rt.name} record with id {record_id}")
@@ -1087,9 +1151,23 @@ class RecordRepository:
             raise ValidationFailed(FieldProblem("limit", f"must be from 1 to {MAX_LIMIT}"))
         if query.count not in {"capped", "exact", "none"}:
             raise ValidationFailed(FieldProblem("count", "must be capped, exact or none"))
-        columns = self._columns(rt, query.fields)
+        access = current_access()
+        access.require(entity, "read")
+        columns = self._columns(rt, query.fields, access)
         sort = self._sort_keys(rt, query.sort)
         where, params = self.site.compile_filter(rt, query.filter)
+        if not access.unrestricted:
+            access.check_readable(entity, [key.field for key in sort], "sort")
+            if query.filter is not None:
+                read = fields_read(query.filter, self.site.rules)
+                if not read.complete:
+                    raise Forbidden(
+                        "filter: a filter that reads fields through computed paths cannot be "
+                        "checked against your field permissions; name the fields"
+                    )
+                access.check_readable(entity, sorted(read), "filter")
+            rows_where, rows_params = access.row_filter(self.site, rt, "read")
+            where, params = [*where, *rows_where], [*params, *rows_params]
         base_where = list(where)
         base_params = list(params)
         typed = self._decode_cursor(rt, sort, query.cursor) if query.cursor else None
@@ -1483,6 +1561,30 @@ async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int
     if sequence is not None and sequence["seq"] is not None:
         top = max(top, int(sequence["seq"]))
     return list(range(top + 1, top + 1 + count))
+
+
+def _check_writes(
+    access: Access,
+    rt: EntityRuntime,
+    values: Mapping[str, Any],
+    prefix: str,
+    *,
+    creating: bool = False,
+) -> None:
+    """Refuse (403) a value for a field the actor may not write.
+
+    On create, a field left at its default is not a write (the decoder
+    fills defaults in), so only values that differ from it count.
+    """
+    writable = access.writable_fields(rt.name)
+    if writable is None:
+        return
+    for name, value in values.items():
+        if name in writable or name not in rt.fields:
+            continue
+        if creating and value == typed_default(rt.types[name], rt.fields[name]):
+            continue
+        access.check_writable(rt.name, [name], prefix)
 
 
 def _prefixed(exc: ValidationFailed, prefix: str) -> ValidationFailed:
