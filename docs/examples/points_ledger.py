@@ -18,9 +18,6 @@ from litestar import Request, get
 
 from jimu_sdk import (
     ChartType,
-    KindRun,
-    ReportKind,
-    ResultColumn,
     EntityDef,
     FieldDef,
     FieldType,
@@ -29,10 +26,13 @@ from jimu_sdk import (
     FormPage,
     FormSection,
     FormValidation,
+    KindRun,
     ListQuery,
     Operator,
     PluginInfo,
     PublicForm,
+    ReportKind,
+    ResultColumn,
     Site,
     SortKey,
     SqlCall,
