@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jimu.auth import current_access
 from jimu.errors import FieldProblem, ValidationFailed
 from jimu.fields import FieldType
 from jimu.fields.cells import format_cell
@@ -124,6 +125,7 @@ def _columns(site: Site, rt: EntityRuntime, fields: list[str] | None) -> list[st
                 FieldProblem("fields", f"unknown field {unknown[0]!r} of {rt.name}")
             )
         wanted = list(dict.fromkeys(fields))
+        current_access().check_readable(rt.name, wanted, "fields")  # asked by name: refuse
     return exportable_fields(site, rt, wanted)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from jimu.errors import Conflict, FieldProblem, JimuError, NotFound, ValidationFailed
+from jimu.errors import Conflict, FieldProblem, Forbidden, JimuError, NotFound, ValidationFailed
 from jimu.fields import FieldType
 from jimu.fields.cells import CellError
 from jimu.io.access import importable_fields
@@ -1076,6 +1076,7 @@ async def import_file(
     header = _find_header(table, known, options.header_row)
     outcome.header_row = header.number
     columns = match_columns(rt, header.cells, writable=writable, mapping=mapping)
+    _refuse_unwritable_columns(rt, columns, writable, mapping)
     plan = _Plan(site, rt, columns, options, writable)
     outcome.columns, outcome.key = columns, plan.key
     if options.save_mapping:
@@ -1104,6 +1105,34 @@ async def import_file(
     run.progress.phase = "done"
     await run.report()
     return outcome
+
+
+def _refuse_unwritable_columns(
+    rt: EntityRuntime,
+    columns: Sequence[Column],
+    writable: Sequence[str],
+    mapping: Mapping[str, str | None],
+) -> None:
+    """Refuse (403) a column that names a field the importing user may not write.
+
+    Leaving it out quietly would lose data the person meant to import; a
+    mapping that sends the column to ``None`` says "leave it out" on purpose.
+    """
+    forbidden = [name for name in rt.fields if name not in writable and name not in rt.computed]
+    if not forbidden:
+        return
+    names = candidates(rt, forbidden)
+    skipped = {normalise(text) for text, target in mapping.items() if target is None}
+    for column in columns:
+        key = normalise(column.header)
+        if column.field is None and key not in skipped and key in names:
+            field = names[key][0]
+            if field in forbidden:
+                raise Forbidden(
+                    f"column {column.title!r} is field {field!r} of {rt.name}, which you may "
+                    "not write; remove the column or map it to nothing",
+                    errors=[FieldProblem(column.title, "not writable for you")],
+                )
 
 
 async def _finish(site: Site, outcome: ImportOutcome, started: float) -> None:
