@@ -101,7 +101,7 @@ def make_celery(folder: Path, broker_url: str, *, clock: Clock | None = None) ->
     overrides the engine's clock in this process (tests).
     """
     folder = folder.resolve()
-    app = Celery(f"jimu-{folder.name}", broker=broker_url, set_as_current=False)
+    app = Celery(f"jimu-{folder.name}", broker=broker_url)
     options: dict[str, Any] = {}
     if broker_url.startswith("filesystem://"):
         queue = folder / ".jimu" / "queue"
@@ -111,6 +111,7 @@ def make_celery(folder: Path, broker_url: str, *, clock: Clock | None = None) ->
             "data_folder_out": str(queue),
             "processed_folder": str(queue),
             "store_processed": False,
+            "polling_interval": 0.2,  # seconds between two looks at the folder
         }
     elif broker_url.startswith("redis://"):
         options = {"visibility_timeout": 120}
@@ -137,7 +138,7 @@ def make_celery(folder: Path, broker_url: str, *, clock: Clock | None = None) ->
             local.state = current
         return current
 
-    @app.task(name="jimu.tick", acks_late=True)  # type: ignore[untyped-decorator]
+    @app.task(name="jimu.tick", acks_late=True, shared=False, lazy=False)  # type: ignore[untyped-decorator]
     def tick() -> dict[str, int]:
         """Dispatch events, fire timers and schedules; queue the ready runs."""
         report = state().call(lambda engine: engine.tick())
@@ -148,12 +149,12 @@ def make_celery(folder: Path, broker_url: str, *, clock: Clock | None = None) ->
             "runs": report.runs,
         }
 
-    @app.task(name="jimu.advance", acks_late=True)  # type: ignore[untyped-decorator]
+    @app.task(name="jimu.advance", acks_late=True, shared=False, lazy=False)  # type: ignore[untyped-decorator]
     def advance(run_id: int) -> str:
         """Execute one run's steps until it waits or ends."""
         return state().call(lambda engine: engine.advance(run_id))
 
-    app.jimu_state = state  # type: ignore[attr-defined]
+    app.jimu_state = state
     return app
 
 
@@ -186,9 +187,13 @@ class EmbeddedWorker:
             without_gossip=True,
             queues=[self.app.conf.task_default_queue],
         )
-        worker_thread = threading.Thread(
-            target=self._worker.start, name="jimu-embedded-worker", daemon=True
-        )
+        worker = self._worker
+
+        def consume() -> None:
+            self.app.set_current()  # Celery's current app is per thread
+            worker.start()
+
+        worker_thread = threading.Thread(target=consume, name="jimu-embedded-worker", daemon=True)
         worker_thread.start()
         self._threads.append(worker_thread)
         if self.tick_seconds is not None:

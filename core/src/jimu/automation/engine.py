@@ -74,6 +74,8 @@ _QUEUED = "queued"
 DEFAULT_LEASE = dt.timedelta(minutes=2)
 MAX_ATTEMPTS = 5
 _RECORD_KINDS = ("created", "updated", "deleted")
+#: The ``jimu_counter`` key counting finished ticks.
+TICK_COUNTER = "automation:ticks"
 
 
 async def emit_event(
@@ -814,7 +816,8 @@ class AutomationEngine:
     ) -> None:
         await self.db.execute(
             "INSERT INTO jimu_automation_step (run_id, step, kind, outcome, input, output, error, "
-            "started_at, finished_at, duration_ms) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            "worker, started_at, finished_at, duration_ms) "
+            "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             [
                 run_id,
                 step,
@@ -823,6 +826,7 @@ class AutomationEngine:
                 dump_json(input) if input is not None else None,
                 dump_json(output) if output is not None else None,
                 error,
+                self.worker,
                 time_param(self.db, now),
                 time_param(self.db, now),
                 int((time.perf_counter() - started) * 1000),
@@ -1518,7 +1522,19 @@ class AutomationEngine:
                     await self.advance(run_id)
             else:
                 await self.submit(ready)
+        await self.db.execute(  # how many ticks ran: liveness for people and tests
+            "INSERT INTO jimu_counter (key, value) VALUES ({}, 1) ON CONFLICT (key) DO UPDATE "
+            "SET value = jimu_counter.value + 1",
+            [TICK_COUNTER],
+        )
         return report
+
+    async def ticks(self) -> int:
+        """How many ticks have run on this site (any process)."""
+        row = await self.db.fetch_one(
+            "SELECT value FROM jimu_counter WHERE key = {}", [TICK_COUNTER]
+        )
+        return int(row["value"]) if row else 0
 
     async def settle(self, *, rounds: int = 50) -> TickReport:
         """Tick until nothing is left to do now (inline execution; tests and the CLI)."""
@@ -1581,7 +1597,7 @@ class AutomationEngine:
             raise NotFound(f"no automation run with id {run_id}")
         view = _run_view(rows[0])
         steps = await self.db.fetch(
-            "SELECT step, kind, outcome, input, output, error, started_at, finished_at, "
+            "SELECT step, kind, outcome, input, output, error, worker, started_at, finished_at, "
             "duration_ms FROM jimu_automation_step WHERE run_id = {} ORDER BY id",
             [run_id],
         )
@@ -1593,6 +1609,7 @@ class AutomationEngine:
                 "input": load_json(row["input"]),
                 "output": load_json(row["output"]),
                 "error": row["error"],
+                "worker": row["worker"],
                 "started_at": read_time(row["started_at"]),
                 "finished_at": read_time(row["finished_at"]),
                 "duration_ms": int(row["duration_ms"]),

@@ -100,6 +100,7 @@ def _ddl(db: Database) -> list[str]:
         f" input {json_type},"
         f" output {json_type},"
         " error TEXT,"
+        " worker TEXT,"
         f" started_at {stamp} NOT NULL,"
         f" finished_at {stamp} NOT NULL,"
         " duration_ms INTEGER NOT NULL)",
