@@ -16,6 +16,8 @@ class Gateway:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.fail_next = 0
+        #: Seconds to take before answering (a slow gateway keeps requests in flight).
+        self.delay = 0.0
         self.lock = threading.Lock()
         self.url = ""
 
