@@ -419,3 +419,149 @@ def test_jimu_startup(site: Site, ledger: ModuleType) -> None:
     with site_client(site):
         pass
     assert f"startup of {site.config.name}" in ledger.LIFECYCLE
+
+
+# -- automation hooks ---------------------------------------------------------------
+
+
+def _automation_engine_run(site: Site, work: Any) -> Any:
+    """Open the example's site with an automation engine on a controllable clock; run ``work``."""
+    import datetime as dt
+
+    from jimu.automation.clock import ManualClock
+    from jimu.automation.engine import AutomationEngine
+
+    async def go() -> Any:
+        await site.open()
+        try:
+            clock = ManualClock(dt.datetime(2024, 5, 1, 18, 59, tzinfo=dt.UTC))  # 02:59 Shanghai
+            engine = AutomationEngine(site, clock=clock)
+            await engine.start()
+            return await work(site, engine, clock)
+        finally:
+            await site.close()
+
+    return asyncio.run(go())
+
+
+def test_jimu_actions(site: Site) -> None:
+    from jimu_sdk import AutomationDef
+
+    async def work(site: Site, engine: Any, clock: Any) -> None:
+        account = await site.records.create("points_account", {"member": "Ma"})
+        definition = msgspec.convert(
+            {
+                "name": "goodwill",
+                "trigger": {"kind": "manual", "entity": "points_account"},
+                "steps": [
+                    {
+                        "id": "gift",
+                        "kind": "action",
+                        "action": "award_points",
+                        "params": {"points": 50},
+                    }
+                ],
+            },
+            AutomationDef,
+        )
+        await engine.save(definition)
+        await engine.start_manual("goodwill", [account["id"]])
+        await engine.settle()
+        await engine.settle()
+        assert (await site.records.get("points_account", account["id"]))["balance"] == 50
+        bad = msgspec.structs.replace(
+            definition,
+            steps=[msgspec.structs.replace(definition.steps[0], params={"points": 0})],
+        )
+        with pytest.raises(ValidationFailed) as refused:
+            engine.check(bad)
+        assert refused.value.errors[0]["field"] == "steps[0].params.points"
+
+    from jimu_sdk import ValidationFailed
+
+    _automation_engine_run(site, work)
+
+
+def test_jimu_triggers(site: Site, ledger: ModuleType) -> None:
+    from jimu_sdk import AutomationDef, ValidationFailed
+
+    async def work(site: Site, engine: Any, clock: Any) -> None:
+        data = {
+            "name": "gold_welcome",
+            "trigger": {
+                "kind": "points_balance_reached",
+                "entity": "points_account",
+                "options": {"threshold": 100},
+            },
+            "steps": [
+                {
+                    "id": "hello",
+                    "kind": "action",
+                    "action": "send_message",
+                    "params": {
+                        "channel": "ledger_log",
+                        "to": "{{ points_account.member }}",
+                        "body": "{{ points_account.member }} reached gold",
+                    },
+                }
+            ],
+        }
+        await engine.save(msgspec.convert(data, AutomationDef))
+        account = await site.records.create("points_account", {"member": "Qin"})
+        for delta in (60, 30, 20, 50):  # crosses 100 once, on the third entry
+            await site.records.create("points_entry", {"account": account["id"], "delta": delta})
+        await engine.settle()
+        assert ledger.LEDGER_LOG == ["Qin: Qin reached gold"]
+        data["trigger"]["options"] = {"threshold": "lots"}
+        with pytest.raises(ValidationFailed) as refused:
+            engine.check(msgspec.convert(data, AutomationDef))
+        assert refused.value.errors[0]["field"] == "trigger.options.threshold"
+
+    _automation_engine_run(site, work)
+
+
+def test_jimu_message_channels(site: Site, ledger: ModuleType) -> None:
+    from jimu_sdk import AutomationDef
+
+    async def work(site: Site, engine: Any, clock: Any) -> None:
+        account = await site.records.create("points_account", {"member": "Lu"})
+        await engine.save(
+            msgspec.convert(
+                {
+                    "name": "statement",
+                    "trigger": {"kind": "manual", "entity": "points_account"},
+                    "steps": [
+                        {
+                            "id": "send",
+                            "kind": "action",
+                            "action": "send_message",
+                            "params": {
+                                "channel": "ledger_log",
+                                "to": "{{ record.member }}",
+                                "body": "balance {{ record.balance }}",
+                            },
+                        }
+                    ],
+                },
+                AutomationDef,
+            )
+        )
+        await engine.start_manual("statement", [account["id"]])
+        await engine.settle()
+        assert ledger.LEDGER_LOG == ["Lu: balance 0"]
+        sent = await site.db.fetch("SELECT channel, recipient FROM jimu_message")
+        assert sent == [{"channel": "ledger_log", "recipient": "Lu"}]
+
+    _automation_engine_run(site, work)
+
+
+def test_jimu_periodic_jobs(site: Site, ledger: ModuleType) -> None:
+    async def work(site: Site, engine: Any, clock: Any) -> None:
+        await engine.run_schedules()  # first look: the job's clock starts now (02:59)
+        assert not any("day closed" in line for line in ledger.LIFECYCLE)
+        clock.advance(minutes=1, seconds=1)
+        assert await engine.run_schedules() == 1
+        assert await engine.run_schedules() == 0  # claimed once
+        assert sum("day closed" in line for line in ledger.LIFECYCLE) == 1
+
+    _automation_engine_run(site, work)

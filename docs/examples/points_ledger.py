@@ -17,7 +17,11 @@ import msgspec
 from litestar import Request, get
 
 from jimu_sdk import (
+    Action,
+    ActionContext,
+    Channel,
     ChartType,
+    CheckScope,
     EntityDef,
     FieldDef,
     FieldType,
@@ -28,7 +32,10 @@ from jimu_sdk import (
     FormValidation,
     KindRun,
     ListQuery,
+    Message,
     Operator,
+    ParamProblem,
+    PeriodicJob,
     PluginInfo,
     PublicForm,
     ReportKind,
@@ -39,8 +46,11 @@ from jimu_sdk import (
     SqlValue,
     Storage,
     Translatable,
+    TriggerDef,
+    TriggerKind,
     User,
     ValidationFailed,
+    emit_event,
     hookimpl,
 )
 
@@ -262,6 +272,14 @@ async def jimu_after_create(site: Site, entity: EntityDef, record: Mapping[str, 
     if balance < 0:
         raise ValidationFailed.field("delta", f"the account has only {account['balance']} points")
     await site.records.update("points_account", account["id"], {"balance": balance})
+    # automations can start on this (see jimu_triggers below)
+    await emit_event(
+        site,
+        "points_changed",
+        {"before": account["balance"], "balance": balance},
+        entity="points_account",
+        record_id=account["id"],
+    )
 
 
 @hookimpl
@@ -419,3 +437,87 @@ def jimu_uninstall(site: Site) -> None:
 async def jimu_startup(site: Site) -> None:
     """The site's app or worker started and its database is open."""
     LIFECYCLE.append(f"startup of {site.config.name}")
+
+
+# -- automation: jimu_actions, jimu_triggers, jimu_message_channels, jimu_periodic_jobs --
+
+
+class AwardPoints(Action):
+    """An automation step: add points to the account of the run's record (``{"points": 50}``)."""
+
+    name = "award_points"
+    label = "Award points"
+
+    def check(self, params: Mapping[str, Any], scope: CheckScope) -> None:
+        points = params.get("points")
+        if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+            raise ParamProblem("params.points", "give a non-zero whole number of points")
+        if scope.entity is None or scope.entity.name != "points_account":
+            raise ParamProblem("params.points", "award_points works on points_account records")
+
+    async def run(self, context: ActionContext, params: dict[str, Any]) -> Any:
+        entry = await context.site.records.create(
+            "points_entry",
+            {"account": context.record_id, "delta": params["points"], "reason": "automation"},
+        )
+        return {"entry": entry["id"]}
+
+
+@hookimpl
+def jimu_actions() -> Sequence[Action]:
+    """Automations can award points (applied once per run and step, even when retried)."""
+    return [AwardPoints()]
+
+
+class BalanceReached(TriggerKind):
+    """Starts a run when an account's balance crosses ``options.threshold`` upwards."""
+
+    name = "points_balance_reached"
+    event = "points_changed"
+
+    def check(self, trigger: TriggerDef, scope: CheckScope) -> None:
+        if not isinstance(trigger.options.get("threshold"), int):
+            raise ParamProblem("options.threshold", "give the balance, a whole number")
+
+    def matches(self, trigger: TriggerDef, payload: Mapping[str, Any]) -> bool:
+        threshold = int(trigger.options["threshold"])
+        return bool(payload["before"] < threshold <= payload["balance"])
+
+
+@hookimpl
+def jimu_triggers() -> Sequence[TriggerKind]:
+    """A trigger kind on this plugin's own ``points_changed`` event."""
+    return [BalanceReached()]
+
+
+#: What the ``ledger_log`` channel delivered, so the documentation's tests can check it.
+LEDGER_LOG: list[str] = []
+
+
+class LedgerLog(Channel):
+    """A channel writing messages to the ledger's log (a stand-in for a members' app push)."""
+
+    kind = "ledger_log"
+    external = True
+    needs_config = False
+
+    async def send(self, site: Site, config: Mapping[str, Any], message: Message) -> Any:
+        LEDGER_LOG.append(f"{message.to}: {message.body}")
+        return {"logged": len(LEDGER_LOG)}
+
+
+@hookimpl
+def jimu_message_channels() -> Sequence[Channel]:
+    """Messages can go to the ledger's log (``"channel": "ledger_log"`` in send_message)."""
+    return [LedgerLog()]
+
+
+def close_the_day(site: Site) -> None:
+    """The nightly job: note that the day's points are final."""
+    LIFECYCLE.append(f"day closed on {site.config.name}")
+
+
+@hookimpl
+def jimu_periodic_jobs() -> Sequence[PeriodicJob]:
+    """Close the day at 03:00 (site time), once, on whichever worker claims it."""
+    return [PeriodicJob(name="close_the_day", cron="0 3 * * *", run=close_the_day)]

@@ -186,3 +186,85 @@ def test_malformed_body_is_a_400_and_unknown_keys_a_422(client: Any) -> None:
     data = unpaid()
     data["colour"] = "red"
     assert _problem(client, data)["field"] == "colour"
+
+
+def _settle(folder: Path) -> None:
+    """Run what is due with a second process-like engine on the same site (no worker in tests)."""
+    from jimu.automation.engine import AutomationEngine
+    from jimu.site import Site
+    from tests.automation.helpers import run
+
+    async def go() -> None:
+        site = Site.load(folder)
+        await site.open()
+        try:
+            await AutomationEngine(site).settle()
+        finally:
+            await site.close()
+
+    run(go())
+
+
+def test_manual_and_webhook_runs_and_the_run_log_over_http(client: Any, tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    manual = {
+        "name": "mark_vip",
+        "trigger": {"kind": "manual", "entity": "customer"},
+        "condition": {"!=": [{"var": "nickname"}, "skip"]},
+        "steps": [{"id": "tag", "kind": "action", "action": "add_tag", "params": {"tag": "vip"}}],
+    }
+    assert client.post("/api/v1/meta/automations", json=manual).status_code == 201
+    ids = [
+        client.post("/api/v1/records/customer", json={"nickname": name}).json()["id"]
+        for name in ("Ma", "skip")
+    ]
+    started = client.post("/api/v1/automations/mark_vip/run", json={"record_ids": ids})
+    assert started.status_code == 202
+    assert len(started.json()["runs"]) == 1  # the condition keeps "skip" out
+    assert client.post("/api/v1/automations/mark_vip/run", json={"record_ids": [999]}).json()[
+        "errors"
+    ] == [{"field": "record_ids", "reason": "no customer record with id 999"}]
+    explained = client.get("/api/v1/automations/mark_vip/explain", params={"record_id": ids[1]})
+    assert explained.json()["reasons"] == ["the condition does not hold for this record"]
+
+    hook = {
+        "name": "erp_note",
+        "trigger": {"kind": "webhook", "entity": "customer", "secret": "a-long-webhook-secret"},
+        "steps": [
+            {
+                "id": "tag",
+                "kind": "action",
+                "action": "add_tag",
+                "params": {"tag": "{{ trigger.data.tag }}"},
+            }
+        ],
+    }
+    assert client.post("/api/v1/meta/automations", json=hook).status_code == 201
+    body = json.dumps({"record_id": ids[0], "tag": "erp"}).encode()
+    unsigned = client.post("/api/v1/automations/erp_note/webhook", content=body)
+    assert unsigned.status_code == 401
+    signature = "sha256=" + hmac.new(b"a-long-webhook-secret", body, hashlib.sha256).hexdigest()
+    signed = client.post(
+        "/api/v1/automations/erp_note/webhook",
+        content=body,
+        headers={"X-Jimu-Signature": signature, "Content-Type": "application/json"},
+    )
+    assert signed.status_code == 202, signed.text
+
+    _settle(tmp_path / "shop")
+    assert client.get(f"/api/v1/records/customer/{ids[0]}").json()["tags"] == ["vip", "erp"]
+    runs = client.get("/api/v1/automations/runs", params={"record_id": ids[0]}).json()["data"]
+    assert [(r["automation"], r["status"]) for r in runs] == [
+        ("erp_note", "done"),
+        ("mark_vip", "done"),
+    ]
+    detail = client.get(f"/api/v1/automations/runs/{runs[1]['id']}").json()
+    assert [(s["step"], s["kind"], s["outcome"]) for s in detail["steps"]] == [
+        ("tag", "action", "done")
+    ]
+    assert detail["steps"][0]["output"] == {"tags": ["vip"], "changed": True}
+    assert client.get("/api/v1/automations/runs/99999").status_code == 404
+    assert client.get("/api/v1/automations/runs", params={"limit": 0}).status_code == 422

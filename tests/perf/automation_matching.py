@@ -60,7 +60,9 @@ def automations() -> list[AutomationDef]:
                     {"==": [{"var": "score"}, i % 100]},
                 ]
             },
-            "steps": [{"id": "tag", "kind": "action", "action": "add_tag", "params": {"tag": "hot"}}],
+            "steps": [
+                {"id": "tag", "kind": "action", "action": "add_tag", "params": {"tag": "hot"}}
+            ],
         }
         found.append(msgspec.convert(data, AutomationDef))
     return found
@@ -201,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         pair, counts = two_workers(Path(tmp) / "pair", events)
     print(f"{events} events, {AUTOMATIONS} automations, {runs} runs started")
     print(f"baseline (no automations): {events / base:.0f} events/s")
-    print(f"embedded: {events / alone:.0f} events/s; 2 workers: {events / pair:.0f} events/s {counts}")
+    print(
+        f"embedded: {events / alone:.0f} events/s; 2 workers: {events / pair:.0f} events/s {counts}"
+    )
     report = Report()
     report.figure("matching_embedded_events_per_s", events / alone, "events/s", ">=", 2000)
     report.figure(

@@ -60,7 +60,12 @@ async def _fill(site: Site, engine: AutomationEngine, pending: int) -> None:
     rows = await db.fetch("SELECT id FROM jimu_automation_run ORDER BY id")
     payload = '{"step": "wait", "to": "done", "outcome": "elapsed"}'
     due_rows = [
-        (time_param(db, NOW - dt.timedelta(seconds=i % 3600)), row["id"], payload, f"run:{row['id']}")
+        (
+            time_param(db, NOW - dt.timedelta(seconds=i % 3600)),
+            row["id"],
+            payload,
+            f"run:{row['id']}",
+        )
         for i, row in enumerate(rows)
     ]
     async with db.transaction():

@@ -133,8 +133,11 @@ def jimu_rule_operators() -> Sequence[Any]:
 def jimu_actions() -> Sequence[Any]:
     """Register automation actions (set field, send message, award points...).
 
-    Called when a site builds its automation engine. Returns a list of action
-    objects. Synchronous. All results are collected.
+    Called when a site builds its automation engine (an app's first
+    automation request, a worker's first task). Returns a list of
+    :class:`jimu.automation.Action` instances; a name taken twice is an error
+    naming both plugins. The kernel's own actions come first. Synchronous.
+    All results are collected.
     """
     raise NotImplementedError
 
@@ -143,28 +146,34 @@ def jimu_actions() -> Sequence[Any]:
 def jimu_triggers() -> Sequence[Any]:
     """Register automation trigger kinds beyond the kernel's record/schedule/webhook ones.
 
-    Called when a site builds its automation engine. Returns a list of trigger
-    kinds. Synchronous. All results are collected.
+    Called when a site builds its automation engine. Returns a list of
+    :class:`jimu.automation.TriggerKind` instances, each firing on a custom
+    event (emitted with :func:`jimu.automation.emit_event`) when its
+    ``matches`` says so. Synchronous. All results are collected.
     """
     raise NotImplementedError
 
 
 @hookspec
 def jimu_message_channels() -> Sequence[Any]:
-    """Register message channels (SMS, email, WeCom, DingTalk, ...).
+    """Register message channel kinds (SMS, email, WeCom, DingTalk, ...).
 
-    Called when a site builds its automation engine. Returns a list of channel
-    objects. Synchronous. All results are collected.
+    Called when a site builds its automation engine. Returns a list of
+    :class:`jimu.automation.Channel` instances; sites configure named
+    instances of a kind in ``site.toml``. Synchronous. All results are
+    collected.
     """
     raise NotImplementedError
 
 
 @hookspec
 def jimu_periodic_jobs() -> Sequence[Any]:
-    """Register periodic jobs (cron schedule and a callable) for Celery beat.
+    """Register periodic jobs (a cron schedule in the site's time zone and a callable).
 
-    Called when the worker or beat process starts. Returns a list of job
-    descriptions. Synchronous. All results are collected.
+    Called when a site builds its automation engine. Returns a list of
+    :class:`jimu.automation.PeriodicJob`; each occurrence runs once, on
+    whichever worker's tick claims it first (``run(site)`` may be async).
+    Synchronous. All results are collected.
     """
     raise NotImplementedError
 
@@ -266,10 +275,14 @@ def jimu_verify_captcha(site: Site, form: Any, token: str, client: str) -> bool 
 def jimu_row_conditions(site: Site, user: Any, entity: EntityDef) -> Mapping[str, Any] | None:
     """Add a row condition (a JsonLogic rule) limiting which records a user sees.
 
-    Called whenever records of ``entity`` are read or written on behalf of
-    ``user``. Returns a JsonLogic rule over the entity's fields (with the user
-    in scope) or ``None``. Every returned condition applies (they are ANDed).
-    Synchronous. All results are collected.
+    Called when the permission engine first needs the rows of ``entity`` for
+    ``user`` (a :class:`jimu.auth.User`, or ``None`` for a principal that is
+    not a user); the result is kept until a user, role or share changes.
+    Returns a JsonLogic rule over the entity's fields, with the user in scope
+    as ``$user`` (``$user.id``, ``$user.login``, ``$user.roles``, attributes),
+    or ``None``. Every returned condition applies (they are ANDed with the
+    roles' row rules) on every read and write path. Super-users and the
+    system are not narrowed. Synchronous. All results are collected.
     """
     raise NotImplementedError
 

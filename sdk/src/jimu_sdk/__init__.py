@@ -26,6 +26,19 @@ from jimu.auth import (
     current_access,
     current_actor,
 )
+from jimu.automation.engine import emit_event
+from jimu.automation.registry import (
+    Action,
+    ActionContext,
+    ActionDeferred,
+    ActionRetry,
+    Channel,
+    CheckScope,
+    Message,
+    ParamProblem,
+    PeriodicJob,
+    TriggerKind,
+)
 from jimu.errors import (
     Conflict,
     FieldProblem,
@@ -38,6 +51,7 @@ from jimu.errors import (
 from jimu.fields import Dialect, FieldType, Storage
 from jimu.hookspecs import hookimpl
 from jimu.meta import EntityDef, FieldDef, IndexDef, PluginInfo, Translatable, translate
+from jimu.meta.automations import AutomationDef, StepDef, TriggerDef
 from jimu.meta.forms import FormDef, FormField, FormPage, FormSection, FormValidation, PublicForm
 from jimu.meta.reports import DashboardDef, ReportDef
 from jimu.reports import ChartType, KindRun, ReportKind, ResultColumn
@@ -48,8 +62,15 @@ from jimu.store.records import ListQuery, Page, SortKey
 __all__ = [
     "SYSTEM",
     "Access",
+    "Action",
+    "ActionContext",
+    "ActionDeferred",
+    "ActionRetry",
     "Actor",
+    "AutomationDef",
+    "Channel",
     "ChartType",
+    "CheckScope",
     "Conflict",
     "DashboardDef",
     "Dialect",
@@ -68,10 +89,13 @@ __all__ = [
     "JimuError",
     "KindRun",
     "ListQuery",
+    "Message",
     "NotFound",
     "Operator",
     "OperatorContext",
     "Page",
+    "ParamProblem",
+    "PeriodicJob",
     "PluginInfo",
     "PublicForm",
     "ReportDef",
@@ -83,14 +107,18 @@ __all__ = [
     "SortKey",
     "SqlCall",
     "SqlValue",
+    "StepDef",
     "Storage",
     "Translatable",
+    "TriggerDef",
+    "TriggerKind",
     "Unauthorized",
     "User",
     "ValidationFailed",
     "acting_as",
     "current_access",
     "current_actor",
+    "emit_event",
     "hookimpl",
     "kernel_version",
     "translate",

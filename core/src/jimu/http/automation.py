@@ -179,7 +179,8 @@ async def run_webhook(request: Request[Any, Any, Any], name: FromPath[str]) -> R
 async def list_runs(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Runs, newest first; filter by automation, entity, record_id, status; page with before."""
     query = request.query_params
-    limit = _int_query(request, "limit") or 50
+    given = _int_query(request, "limit")
+    limit = 50 if given is None else given
     if not 1 <= limit <= 500:
         raise ValidationFailed.field("limit", "must be from 1 to 500")
     runs = await engine_of(request).runs(

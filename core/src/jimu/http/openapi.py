@@ -71,6 +71,37 @@ def _metadata_paths() -> dict[str, Any]:
         },
         "/api/v1/meta/migrations": {"get": _operation("Schema changes waiting for jimu migrate")},
         "/api/v1/meta/plugins": {"get": _operation("Plugins loaded on the site")},
+        "/api/v1/meta/automations": {
+            "get": _operation("List automations"),
+            "post": _operation("Create an automation (422 names the step at fault)", "201"),
+        },
+        "/api/v1/meta/automations/{name}": {
+            "get": _operation("Get an automation", named=True),
+            "put": _operation("Replace an automation (a new version)", named=True),
+            "delete": _operation("Delete an automation (runs in flight finish)", named=True),
+        },
+        "/api/v1/meta/automations/{name}/versions": {
+            "get": _operation("Versions of an automation", named=True)
+        },
+        "/api/v1/automations/{name}/run": {
+            "post": _operation("Start a manual automation for records", "202", named=True)
+        },
+        "/api/v1/automations/{name}/webhook": {
+            "post": _operation("Inbound webhook (X-Jimu-Signature)", "202", named=True)
+        },
+        "/api/v1/automations/runs": {"get": _operation("Automation runs, newest first")},
+        "/api/v1/automations/runs/{id}": {
+            "get": {
+                **_operation("One run with each step: input, outcome, error, timing"),
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
+            }
+        },
+        "/api/v1/automations/{name}/explain": {
+            "get": _operation("Why a record would or would not start an automation", named=True)
+        },
+        "/api/v1/inbox": {"get": _operation("The acting user's in-app messages")},
         "/api/v1/meta/forms": {
             "get": _operation("List forms (and forms that broke)"),
             "post": _operation("Create a form", "201"),
