@@ -18,9 +18,9 @@ import contextlib
 import copy
 import datetime as dt
 import functools
-import itertools
 import operator
 import re
+import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -931,64 +931,57 @@ class RecordRepository:
             explicit = self.db.dialect == "postgres"
             stamp = rt.to_db("created_at", _now_utc())
             stamp_read = plan.read_stamp(stamp)
-            # each inserted row is [id,] created_at, updated_at, then the values
-            offset = 3 if explicit else 2
-            converters = [(offset + position, write) for position, write in plan.converters]
-            stored_readers = [
-                (position, offset + source, read) for position, source, read in plan.stored_readers
-            ]
-            value_readers, reorder, make_record = plan.value_readers, plan.reorder, plan.record
+            converters, stored_readers = plan.converters, plan.stored_readers
+            in_utc, reorder, make_record = plan.in_utc, plan.reorder, plan.record
             all_columns = rt.all_columns
             after_hooks = plugins.has_hook("jimu_after_create")
-            encode = msgspec.json.encode
-            inserted: list[list[Any]] = []
-            payloads: list[str] = []
+            # the rows' parameters one after the other (the values, created_at,
+            # updated_at[, id]), and the records as reading them back would give them
+            flat: list[Any] = []
+            made: list[msgspec.Struct] = []
             records: list[dict[str, Any]] = []
             for record_id, values in zip(ids, batch, strict=True):
-                params = [record_id, stamp, stamp, *values] if explicit else [stamp, stamp, *values]
-                for position, write in converters:
-                    value = params[position]
+                for position in in_utc:
+                    value = values[position]
                     if value is not None:
-                        params[position] = write(value)
-                inserted.append(params)
-                # the record as reading it back would give it: from the validated values,
-                # or, for a type with its own to_db or reader, from the stored form
+                        values[position] = value.astimezone(dt.UTC)
                 read = [record_id, stamp_read, stamp_read, *reorder(values)]
-                for position, read_value in value_readers:
-                    value = read[position]
+                for position, write in converters:  # the values become parameters in place
+                    value = values[position]
                     if value is not None:
-                        read[position] = read_value(value)
+                        values[position] = write(value)
                 for position, source, read_stored in stored_readers:
-                    value = params[source]
+                    value = values[source]
                     if value is not None:
                         read[position] = read_stored(value)
-                payloads.append(encode(make_record(*read)).decode())
+                made.append(make_record(*read))
                 if after_hooks:
                     records.append(dict(zip(all_columns, read, strict=True)))
-            names = ("id", "created_at", "updated_at", *columns)[0 if explicit else 1 :]
+                flat += values
+                flat.append(stamp)
+                flat.append(stamp)
+                if explicit:
+                    flat.append(record_id)
+            names = (*columns, "created_at", "updated_at", *(("id",) if explicit else ()))
             try:
-                await _insert_rows(
+                await _insert_flat(
                     self.db,
                     f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in names)}) VALUES ",
                     len(names),
-                    inserted,
+                    flat,
                 )
             except Exception as exc:
                 raise self._translate_integrity(rt, exc, "") from exc
             if not explicit and await _allocate_ids(self.db, rt, 1) != [ids[-1] + 1]:
                 raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
+            # one outbox event per record, all from one JSON array of the records
             occurred = rt.to_db("created_at", _now_utc())
-            actor = actor_columns()
-            event_head = EVENT_INSERT[: EVENT_INSERT.index(" VALUES ") + len(" VALUES ")]
-            await _insert_rows(
+            sql, params = _events_from_array(
                 self.db,
-                event_head,
-                EVENT_INSERT.count("{}"),
-                [
-                    [rt.name, record_id, "created", payload, occurred, *actor]
-                    for record_id, payload in zip(ids, payloads, strict=True)
-                ],
+                (rt.name, None, "created", None, occurred, *actor_columns()),
+                msgspec.json.encode(made).decode(),
             )
+            await self.db.execute(sql, params)
             if after_hooks:
                 for prefix, record in zip(labels, records, strict=True):
                     try:
@@ -1403,12 +1396,24 @@ class _BulkPlan:
             )
             if validate is not None or normalize is not None:
                 self.checks.append((position, name, validate, normalize))
+        #: positions of the date-times of types that keep the base class's conversions:
+        #: turned into UTC first, which is both how they are stored and how they read back
+        self.in_utc: list[int] = []
         #: (position in the values, to_db) of the fields whose values need converting
         self.converters: list[tuple[int, Callable[[Any], Any]]] = []
         for position, name in enumerate(self.fields):
             field_type = rt.types[name]
-            if type(field_type).to_db is FieldType.to_db:
+            kind = type(field_type)
+            if kind.to_db is FieldType.to_db:
                 write = writer_for_storage(rt.storage[name], rt.dialect)
+                if (
+                    rt.storage[name] == "datetime"
+                    and kind.reader is FieldType.reader
+                    and kind.from_db is FieldType.from_db
+                ):
+                    self.in_utc.append(position)
+                    if write is not None:  # SQLite's text of a moment already in UTC
+                        write = _UTC_TEXT
             else:
                 write = functools.partial(field_type.to_db, rt.fields[name], dialect=rt.dialect)
             if write is not None:
@@ -1424,9 +1429,6 @@ class _BulkPlan:
             else getter
         )
         readers = dict(rt._readers)
-        #: (position in a record, reader) of fields whose record value follows from the
-        #: validated value without a trip through its stored form (a date-time in UTC)
-        self.value_readers: list[tuple[int, Callable[[Any], Any]]] = []
         #: (position in a record, position in the values, reader) of fields whose record
         #: value is read from the stored form, as a read would (types with their own
         #: ``to_db`` or reader, JSON)
@@ -1444,8 +1446,7 @@ class _BulkPlan:
             if plain and storage in _READ_AS_VALIDATED:
                 continue  # stored and read back, the value is what was validated
             if plain and storage == "datetime":
-                self.value_readers.append((position, _as_utc))  # stored in UTC
-                continue
+                continue  # in UTC already (``in_utc``)
             reader = readers.get(name)
             if rt.dialect == "postgres" and storage == "datetime":
                 reader = functools.partial(_in_utc, reader)  # PostgreSQL returns UTC
@@ -1459,6 +1460,7 @@ class _BulkPlan:
             f"{title}Record",
             [(slot, Any) for slot in slots],
             rename=dict(zip(slots, rt.all_columns, strict=True)),
+            gc=False,  # short-lived and never in a cycle: nothing for the collector to scan
         )
         self._stamp = readers.get("created_at")
 
@@ -1497,33 +1499,91 @@ def _converts_like_json(info: Any) -> bool:
     return isinstance(info, _LIKE_JSON)
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC)
+#: What ``to_db`` gives on SQLite for a date-time already in UTC (see ``_utc_text``).
+_UTC_TEXT = operator.methodcaller("isoformat", " ", "microseconds")
 
 
-async def _insert_rows(db: Database, head: str, width: int, rows: list[list[Any]]) -> None:
-    """``head`` (``INSERT INTO t (a, b) VALUES ``) for ``rows`` of ``width`` values each.
+def _events_from_array(
+    db: Database, template: tuple[Any, ...], records: str
+) -> tuple[str, list[Any]]:
+    """The statement writing an outbox event per record of the JSON array ``records``.
 
-    Several rows go in each statement (``VALUES (...), (...)``), which costs
-    the database a third less per row than a statement per row; at most 999
-    parameters a statement, the smallest limit any SQLite build has had.
+    ``template`` is an event row as :data:`EVENT_INSERT` takes it, with the
+    record id and the payload left out (``None``): those come from each
+    element of the array (its ``id``, and the element itself), the other
+    columns are the same for every event. The database splits the array, so
+    no parameter is bound per event; events get their ids in array order.
     """
-    per = max(1, min(_ROWS_PER_INSERT, 999 // width))
+    columns = [
+        name.strip()
+        for name in EVENT_INSERT[EVENT_INSERT.index("(") + 1 : EVENT_INSERT.index(")")].split(",")
+    ]
+    if db.dialect == "postgres":
+        element = {"record_id": "(e ->> 'id')::bigint", "payload": "e"}
+        source = "jsonb_array_elements({}::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n"
+    else:
+        element = {"record_id": "json_extract(value, '$.id')", "payload": "value"}
+        source = "json_each({}) ORDER BY key"
+    items, params = [], []
+    for name, value in zip(columns, template, strict=True):
+        if name in element:
+            items.append(element[name])
+        else:
+            items.append("{}")
+            params.append(value)
+    sql = (
+        f"INSERT INTO jimu_event ({', '.join(columns)}) "
+        f"SELECT {', '.join(items)} FROM {source}"
+    )
+    return sql, [*params, records]
+
+
+async def _insert_flat(db: Database, head: str, width: int, flat: list[Any]) -> None:
+    """``head`` (``INSERT INTO t (a, b) VALUES ``) for the rows of ``width`` values in ``flat``.
+
+    As few statements as the database's limit on parameters allows, each of
+    them ``VALUES (...), (...), ...`` for many rows: a statement per row costs
+    SQLite a third more per row, and every statement run by the SQLite thread
+    has to win the interpreter's lock back from the thread that goes on
+    parsing the next rows (up to 5 ms each time). The rows are split evenly,
+    so a batch uses at most two shapes of statement.
+    """
+    count = len(flat) // width
+    if not count:
+        return
+    per = max(1, _max_parameters(db) // width)
+    statements = -(-count // per)
+    per = -(-count // statements)  # even parts: 1,000 rows in two go as 500 + 500
     group = "(" + ", ".join("{}" for _ in range(width)) + ")"
-    whole = len(rows) - len(rows) % per
-    chain = itertools.chain.from_iterable
+    step = per * width
+    whole = count - count % per
+    if whole == count and statements == 1:
+        await db.execute(head + ", ".join([group] * per), flat)
+        return
     if whole:
         await db.execute_many(
             head + ", ".join([group] * per),
-            [list(chain(rows[start : start + per])) for start in range(0, whole, per)],
+            [flat[start : start + step] for start in range(0, whole * width, step)],
         )
-    if whole < len(rows):
-        rest = rows[whole:]
-        await db.execute(head + ", ".join([group] * len(rest)), list(chain(rest)))
+    if whole < count:
+        await db.execute(head + ", ".join([group] * (count - whole)), flat[whole * width :])
 
 
-#: Rows written by one multi-row INSERT of :func:`_insert_rows`.
-_ROWS_PER_INSERT = 50
+@functools.cache
+def _sqlite_parameters() -> int:
+    """The most parameters one statement may have in this process's SQLite library."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        return int(connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    finally:
+        connection.close()
+
+
+def _max_parameters(db: Database) -> int:
+    """Parameters per statement for bulk inserts: the database's limit, at most 32,766."""
+    if db.dialect == "postgres":
+        return 32_766  # the wire protocol counts them in 16 bits
+    return min(_sqlite_parameters(), 32_766)
 
 
 def _in_utc(reader: Callable[[Any], Any] | None, value: Any) -> Any:

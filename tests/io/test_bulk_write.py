@@ -1,0 +1,220 @@
+"""The import's bulk write (``RecordRepository.create_many``) stores what single creates store.
+
+Its fast path checks rows of Python values with ``msgspec.convert`` instead of
+a JSON round trip, turns values into parameters with the storage kinds'
+writers, builds each outbox payload from the validated values and writes all
+events of a batch from one JSON array. These tests hold it to the slow, plain
+path: the same records as :meth:`RecordRepository.create` of each row, an
+outbox payload per record equal to the record as read back, the same
+problems for the same bad rows, whether values come as Python objects or as
+their JSON text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zoneinfo
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+
+from jimu.errors import ValidationFailed
+from jimu.meta import EntityDef, FieldDef
+from jimu.site import Site
+from tests.io.helpers import run
+
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+SYSTEM = ("id", "created_at", "updated_at")
+
+
+def _fields() -> list[FieldDef]:
+    return [
+        FieldDef(name="name", type="text", required=True, options={"max_length": 12}),
+        FieldDef(name="note", type="long_text"),
+        FieldDef(name="email", type="email"),
+        FieldDef(name="city", type="select", options={"choices": ["上海", "北京"]}),
+        FieldDef(name="points", type="integer", options={"min": 0}),
+        FieldDef(name="balance", type="decimal", options={"precision": 8, "scale": 2}),
+        FieldDef(name="price", type="currency", options={"currency": "CNY"}),
+        FieldDef(name="share", type="percent"),
+        FieldDef(name="vip", type="boolean"),
+        FieldDef(name="birthday", type="date"),
+        FieldDef(name="joined_at", type="datetime"),
+        FieldDef(name="mobile", type="phone"),
+        FieldDef(name="colours", type="multi_select", options={"choices": ["红", "蓝"]}),
+        FieldDef(name="labels", type="tags"),
+        FieldDef(name="stars", type="rating"),
+        FieldDef(name="opens", type="time"),
+    ]
+
+
+#: Every field's type converts as JSON decodes: the rows go through msgspec.convert.
+PLAIN = EntityDef(name="plain_row", fields=_fields())
+#: A JSON field and a map point: the rows go the JSON way.
+FREE = EntityDef(
+    name="free_row",
+    fields=[
+        *_fields(),
+        FieldDef(name="extra", type="json"),
+        FieldDef(name="spot", type="geolocation"),
+    ],
+)
+#: The same fields again, for single creates to compare with.
+SINGLE = {"plain_row": "plain_single", "free_row": "free_single"}
+
+AS_JSON: list[dict[str, Any]] = [
+    {
+        "name": "王芳",
+        "note": '喜欢\n乌龙茶 "冻顶"',
+        "email": "wang@example.cn",
+        "city": "上海",
+        "points": 120,
+        "balance": "1299.5",
+        "price": "88.8",
+        "share": "12.5",
+        "vip": True,
+        "birthday": "1990-05-01",
+        "joined_at": "2024-11-11T20:00:00+08:00",
+        "mobile": "13800138000",
+        "colours": ["蓝", "红"],
+        "labels": ["a", "b"],
+        "stars": 4,
+        "opens": "09:30",
+    },
+    {"name": "李雷", "joined_at": "2024-01-01T00:00:00.000001+00:00", "balance": "0"},
+    {"name": "空"},
+]
+
+
+def as_python(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its decimals, dates and times as the Python values the import gives."""
+    typed = dict(row)
+    for name in ("balance", "price", "share"):
+        if name in typed:
+            typed[name] = Decimal(typed[name])
+    if "birthday" in typed:
+        typed["birthday"] = dt.date.fromisoformat(typed["birthday"])
+    if "joined_at" in typed:
+        moment = dt.datetime.fromisoformat(typed["joined_at"])
+        typed["joined_at"] = moment.astimezone(SHANGHAI)  # a named zone, not an offset
+    return typed
+
+
+@pytest.fixture
+def site(new_site: Callable[..., Site]) -> Site:
+    site = new_site()
+
+    async def create(opened: Site) -> None:
+        for entity in (PLAIN, FREE):
+            await opened.create_entity(entity)
+            await opened.create_entity(
+                EntityDef(name=SINGLE[entity.name], fields=list(entity.fields))
+            )
+
+    run(site, create)
+    return site
+
+
+def _without_system(record: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name not in SYSTEM}
+
+
+async def _payloads(opened: Site, entity: str) -> dict[int, Any]:
+    rows = await opened.db.fetch(
+        "SELECT record_id, kind, payload FROM jimu_event WHERE entity = {} ORDER BY id", [entity]
+    )
+    assert {row["kind"] for row in rows} == {"created"}
+    return {
+        int(row["record_id"]): json.loads(row["payload"])
+        if isinstance(row["payload"], str)
+        else row["payload"]
+        for row in rows
+    }
+
+
+@pytest.mark.parametrize("entity", ["plain_row", "free_row"])
+@pytest.mark.parametrize("form", ["json", "python"])
+def test_bulk_records_and_events_are_those_of_single_creates(
+    site: Site, entity: str, form: str
+) -> None:
+    rows = [as_python(row) for row in AS_JSON] if form == "python" else AS_JSON
+    extra = {"extra": {"k": [1, 2.5, None]}, "spot": {"lat": 31.2, "lng": 121.5}}
+    if entity == "free_row":
+        rows = [{**rows[0], **extra}, *rows[1:]]
+
+    async def work(opened: Site) -> None:
+        ids = await opened.records.create_many(entity, rows)
+        assert ids == sorted(ids) and len(set(ids)) == len(rows)
+        singles = [await opened.records.create(SINGLE[entity], row) for row in rows]
+        payloads = await _payloads(opened, entity)
+        assert sorted(payloads) == ids  # one created event per record
+        for record_id, single in zip(ids, singles, strict=True):
+            stored = await opened.records.get(entity, record_id)
+            assert _without_system(stored) == _without_system(single)
+            # the outbox payload is the record as the API returns it
+            assert payloads[record_id] == json.loads(msgspec.json.encode(stored))
+        first = await opened.records.get(entity, ids[0])
+        assert first["balance"] == Decimal("1299.50")  # the column's scale, as read back
+        assert first["mobile"] == "+8613800138000"  # normalised as a single create does
+        assert first["joined_at"] == dt.datetime(2024, 11, 11, 12, 0, tzinfo=dt.UTC)
+
+    run(site, work)
+
+
+@pytest.mark.parametrize("form", ["json", "python"])
+def test_bad_rows_are_all_named_and_nothing_is_written(site: Site, form: str) -> None:
+    bad = [
+        AS_JSON[0],
+        {"name": "名字太长了名字太长了名字太长了"},
+        {"name": "x", "balance": "1.234", "city": "杭州"},
+        {"name": "y", "points": -1, "joined_at": "2024-01-01T00:00:00"},
+    ]
+    rows = [as_python(row) for row in bad] if form == "python" else bad
+    if form == "python":
+        rows[3] = {**rows[3], "joined_at": dt.datetime(2024, 1, 1)}  # no time zone
+
+    async def work(opened: Site) -> list[str]:
+        with pytest.raises(ValidationFailed) as caught:
+            await opened.records.create_many(
+                "plain_row", rows, prefixes=[f"{n}." for n in range(len(rows))]
+            )
+        assert await opened.db.fetch("SELECT id FROM plain_row") == []
+        return sorted(problem["field"] for problem in caught.value.errors)
+
+    fields = run(site, work)
+    assert fields[0] == "1.name"
+    assert "2.balance" in fields or "2.city" in fields
+    assert any(field.startswith("3.") for field in fields)
+    assert not any(field.startswith("0.") for field in fields)
+
+
+def test_python_and_json_rows_give_the_same_problems(site: Site) -> None:
+    bad = [{"name": "x", "balance": "1.234"}, {"name": "y", "city": "杭州", "share": "1.5"}]
+
+    async def problems(opened: Site, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with pytest.raises(ValidationFailed) as caught:
+            await opened.records.create_many("plain_row", rows)
+        return caught.value.errors
+
+    async def work(opened: Site) -> None:
+        assert await problems(opened, [as_python(row) for row in bad]) == await problems(
+            opened, bad
+        )
+
+    run(site, work)
+
+
+def test_a_value_json_input_allows_is_not_refused_as_a_python_object(site: Site) -> None:
+    """A decimal given for a text field is its text, as it would be in JSON."""
+
+    async def work(opened: Site) -> dict[str, Any]:
+        [record_id] = await opened.records.create_many(
+            "plain_row", [{"name": "z", "note": Decimal("1.50")}]
+        )
+        return await opened.records.get("plain_row", record_id)
+
+    assert run(site, work)["note"] == "1.50"
