@@ -63,20 +63,22 @@ KERNEL_FILLED = [
     "lookup",
     "rollup",
 ]
+#: Types that hold a person, a jimu_user id (tested in test_people.py).
+PEOPLE = ["user", "created_by", "modified_by"]
 
 
 def test_every_type_is_registered_with_labels_and_a_widget(new_site: Callable[..., Site]) -> None:
     site = new_site()
     registry = site.plugins.field_types
-    assert set(FOUNDATION + NEW + RELATED + KERNEL_FILLED) <= set(registry.names())
-    for name in FOUNDATION + NEW + RELATED + KERNEL_FILLED:
+    assert set(FOUNDATION + NEW + RELATED + KERNEL_FILLED + PEOPLE) <= set(registry.names())
+    for name in FOUNDATION + NEW + RELATED + KERNEL_FILLED + PEOPLE:
         kind = registry[name]
         assert registry.owner(name) == "jimu.fields"
         assert kind.storage in STORAGE_KINDS
         assert isinstance(kind.label, dict) and kind.label["en"] and kind.label["zh-CN"], name
         assert kind.widget, name
     assert {cls.name for cls in BUILTIN_FIELD_TYPES} == set(
-        FOUNDATION + NEW + RELATED + KERNEL_FILLED
+        FOUNDATION + NEW + RELATED + KERNEL_FILLED + PEOPLE
     )
     for name in RELATED:  # no column of their own, yet written through the API
         assert registry[name].virtual and registry[name].writable and registry[name].relation

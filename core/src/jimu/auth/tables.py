@@ -13,6 +13,12 @@ from jimu.store.database import Database
 
 __all__ = ["auth_ddl"]
 
+#: The columns of a ``jimu_event`` row that say what happened and who did it.
+_EVENT_FACTS = (
+    "entity, record_id, kind, payload, occurred_at, "
+    "actor_kind, actor_id, actor_name, token_id, ip, request_id"
+)
+
 
 def _append_only_sqlite(table: str, frozen_columns: str | None) -> list[str]:
     update = (
@@ -122,4 +128,6 @@ def auth_ddl(db: Database) -> list[str]:
     ]
     append_only = _append_only_sqlite if db.dialect == "sqlite" else _append_only_postgres
     statements += append_only("jimu_audit", None)
+    # record changes are audited in the outbox: only their dispatch may be noted later
+    statements += append_only("jimu_event", _EVENT_FACTS)
     return statements
