@@ -127,6 +127,7 @@ CUSTOMER = EntityDef(
             label={"en": "Total spent", "zh-CN": "累计消费"},
         ),
         FieldDef(name="tags", type="json", label={"en": "Tags", "zh-CN": "标签"}),
+        FieldDef(name="owner", type="user", label={"en": "Owner", "zh-CN": "负责人"}),
     ],
 )
 
