@@ -571,6 +571,8 @@ class _Run:
         self.progress = Progress(phase="importing", processed=0, total=total)
         self.seen: dict[str, dict[Any, int]] = {name: {} for name in plan.unique}
         self.clear = plan.options.clear_blanks and plan.options.mode != "insert"
+        #: whether parsing goes on while a chunk is written (see ``run``)
+        self.overlap = site.db.dialect == "postgres"
         self.python_types: dict[str, Any] = {
             name: self.rt.python_type(name)
             for name in self.rt.fields
@@ -612,8 +614,11 @@ class _Run:
     # the loop --------------------------------------------------------------------
     #
     # This task reads and parses rows; a writer task checks and writes them a chunk
-    # at a time. While the writer waits for the database, parsing goes on, so the
-    # database's work and Python's overlap.
+    # at a time. On PostgreSQL, parsing goes on while the writer waits for the
+    # database, so the database server's work and Python's overlap. SQLite runs in a
+    # thread of this process: parsing meanwhile would keep that thread waiting for
+    # the interpreter lock (up to 5 ms each time it needs it back), which costs more
+    # than it saves, so there the reader waits for each chunk to be written.
 
     async def run(self, rows: Iterator[tuple[int, list[Any]]], table: Table) -> None:
         filler = _Merges([m for m in table.merged if m[2] > self.outcome.header_row])
@@ -659,6 +664,12 @@ class _Run:
             self.duplicates(chunk)
         putting = asyncio.ensure_future(chunks.put(chunk))
         await asyncio.wait({putting, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not self.overlap and putting.done() and not writer.done():
+            # wait until the writer is done with it: see ``overlap``
+            written = asyncio.ensure_future(chunks.join())
+            await asyncio.wait({written, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if not written.done():
+                written.cancel()
         if writer.done() and not putting.done():
             putting.cancel()
         if writer.done() and writer.exception() is not None:
@@ -667,9 +678,12 @@ class _Run:
     async def write_all(self, chunks: asyncio.Queue[list[_Row] | None]) -> None:
         for _ in range(1 << 40):  # until the reader's end marker
             chunk = await chunks.get()
-            if chunk is None:
-                return
-            await self.write(chunk)
+            try:
+                if chunk is None:
+                    return
+                await self.write(chunk)
+            finally:
+                chunks.task_done()
 
     async def report(self) -> None:
         if self.progress_callback is not None:

@@ -935,33 +935,40 @@ class RecordRepository:
             in_utc, reorder, make_record = plan.in_utc, plan.reorder, plan.record
             all_columns = rt.all_columns
             after_hooks = plugins.has_hook("jimu_after_create")
-            # the rows' parameters one after the other (the values, created_at,
-            # updated_at[, id]), and the records as reading them back would give them
-            flat: list[Any] = []
-            made: list[msgspec.Struct] = []
-            records: list[dict[str, Any]] = []
-            for record_id, values in zip(ids, batch, strict=True):
-                for position in in_utc:
+            # a field at a time over every row: date-times into UTC, then the records
+            # as reading them back would give them, then the values turned into
+            # parameters in place (and what reads differently read from those)
+            for position in in_utc:
+                for values in batch:
                     value = values[position]
                     if value is not None:
                         values[position] = value.astimezone(dt.UTC)
-                read = [record_id, stamp_read, stamp_read, *reorder(values)]
-                for position, write in converters:  # the values become parameters in place
+            reads = [
+                [record_id, stamp_read, stamp_read, *reorder(values)]
+                for record_id, values in zip(ids, batch, strict=True)
+            ]
+            for position, write in converters:
+                for values in batch:
                     value = values[position]
                     if value is not None:
                         values[position] = write(value)
-                for position, source, read_stored in stored_readers:
+            for position, source, read_stored in stored_readers:
+                for read, values in zip(reads, batch, strict=True):
                     value = values[source]
                     if value is not None:
                         read[position] = read_stored(value)
-                made.append(make_record(*read))
-                if after_hooks:
-                    records.append(dict(zip(all_columns, read, strict=True)))
+            made = [make_record(*read) for read in reads]
+            records = (
+                [dict(zip(all_columns, read, strict=True)) for read in reads] if after_hooks else []
+            )
+            del reads
+            # the rows' parameters one after the other: the values, created_at,
+            # updated_at[, id]
+            flat: list[Any] = []
+            tail = (stamp, stamp)
+            for record_id, values in zip(ids, batch, strict=True):
                 flat += values
-                flat.append(stamp)
-                flat.append(stamp)
-                if explicit:
-                    flat.append(record_id)
+                flat += (stamp, stamp, record_id) if explicit else tail
             names = (*columns, "created_at", "updated_at", *(("id",) if explicit else ()))
             try:
                 await _insert_flat(
@@ -1074,22 +1081,28 @@ class RecordRepository:
                 if problems:
                     raise ValidationFailed(problems) from None
                 raise  # the rows pass one by one but not together: a bug worth seeing
-        batch = []
         astuple = msgspec.structs.astuple
-        checks = plan.checks
-        for obj, prefix in zip(decoded, labels, strict=True):
-            values = list(astuple(obj))
-            for position, name, validate, normalize in checks:
-                value = values[position]
-                if value is not None:
-                    reason = validate(value) if validate is not None else None
-                    if reason:
-                        problems.append(FieldProblem(prefix + name, reason))
-                    elif normalize is not None:  # the canonical form, as _decode keeps it
+        batch = [list(astuple(obj)) for obj in decoded]
+        del decoded
+        # a field at a time over every row: one short loop per checked field
+        found: list[tuple[int, int, FieldProblem]] = []  # (row, check, problem)
+        for check, (position, name, validate, normalize) in enumerate(plan.checks):
+            if validate is not None:
+                column = [values[position] for values in batch]
+                reasons = [validate(value) if value is not None else None for value in column]
+                if any(reasons):
+                    for index, reason in enumerate(reasons):
+                        if reason:
+                            found.append((index, check, FieldProblem(labels[index] + name, reason)))
+                            batch[index][position] = None  # not normalised below
+            if normalize is not None:  # the canonical form, as _decode keeps it
+                for values in batch:
+                    value = values[position]
+                    if value is not None:
                         values[position] = normalize(value)
-            batch.append(values)
-        if problems:
-            raise ValidationFailed(problems)
+        if found:
+            found.sort(key=lambda item: item[:2])  # row by row, as _decode names them
+            raise ValidationFailed([problem for _, _, problem in found])
         return batch
 
     # -- reads -----------------------------------------------------------
@@ -1531,30 +1544,34 @@ def _events_from_array(
         else:
             items.append("{}")
             params.append(value)
-    sql = (
-        f"INSERT INTO jimu_event ({', '.join(columns)}) "
-        f"SELECT {', '.join(items)} FROM {source}"
-    )
+    sql = f"INSERT INTO jimu_event ({', '.join(columns)}) SELECT {', '.join(items)} FROM {source}"
     return sql, [*params, records]
 
 
 async def _insert_flat(db: Database, head: str, width: int, flat: list[Any]) -> None:
     """``head`` (``INSERT INTO t (a, b) VALUES ``) for the rows of ``width`` values in ``flat``.
 
-    As few statements as the database's limit on parameters allows, each of
+    On SQLite, as few statements as its limit on parameters allows, each of
     them ``VALUES (...), (...), ...`` for many rows: a statement per row costs
-    SQLite a third more per row, and every statement run by the SQLite thread
-    has to win the interpreter's lock back from the thread that goes on
-    parsing the next rows (up to 5 ms each time). The rows are split evenly,
-    so a batch uses at most two shapes of statement.
+    SQLite a third more per row, and every statement its thread runs has to
+    win the interpreter's lock back (up to 5 ms when another thread is busy).
+    The rows are split evenly, so a batch uses at most two shapes of
+    statement. On PostgreSQL, one prepared statement for all rows.
     """
     count = len(flat) // width
     if not count:
         return
+    group = "(" + ", ".join("{}" for _ in range(width)) + ")"
+    if db.dialect == "postgres":
+        # asyncpg's executemany sends one prepared statement's rows in a pipeline;
+        # a statement of thousands of parameters would be planned anew every time
+        await db.execute_many(
+            head + group, [flat[start : start + width] for start in range(0, len(flat), width)]
+        )
+        return
     per = max(1, _max_parameters(db) // width)
     statements = -(-count // per)
     per = -(-count // statements)  # even parts: 1,000 rows in two go as 500 + 500
-    group = "(" + ", ".join("{}" for _ in range(width)) + ")"
     step = per * width
     whole = count - count % per
     if whole == count and statements == 1:
@@ -1580,9 +1597,7 @@ def _sqlite_parameters() -> int:
 
 
 def _max_parameters(db: Database) -> int:
-    """Parameters per statement for bulk inserts: the database's limit, at most 32,766."""
-    if db.dialect == "postgres":
-        return 32_766  # the wire protocol counts them in 16 bits
+    """Parameters per SQLite statement for bulk inserts: the library's limit, at most 32,766."""
     return min(_sqlite_parameters(), 32_766)
 
 
