@@ -400,7 +400,9 @@ def _find_header(table: Table, known: Mapping[str, tuple[str, str]], wanted: int
             raise ValidationFailed(FieldProblem("header_row", f"the file has no row {wanted}"))
         raise ValidationFailed(FieldProblem("file", "is empty: no header row"))
     _, number, cells = best
-    rest = (pair for pair in itertools.chain(peeked, table.rows) if pair[0] > number)
+    # the rows below the header: the rest of those looked at, then the table's (which
+    # go on in order, so they need no test)
+    rest = itertools.chain([pair for pair in peeked if pair[0] > number], table.rows)
     return _Header(number=number, cells=cells, rows=rest)
 
 
@@ -542,6 +544,8 @@ def _id_cell(cell: Any) -> Any:
 
 
 # -- running an import ---------------------------------------------------------------
+
+_CELLS = operator.attrgetter("cells")
 
 
 @dataclass(slots=True)
@@ -729,13 +733,15 @@ class _Run:
         """
         plan = self.plan
         pick = plan.pick
+        if not rows:
+            return
         if pick is None:
             for row in rows:
                 self.parse_row(row)
             return
         width = plan.width
         full = rows
-        if any(len(row.cells) < width for row in rows):
+        if min(map(len, map(_CELLS, rows))) < width:
             full = [row for row in rows if len(row.cells) >= width]
             for row in rows:
                 if len(row.cells) < width:

@@ -1625,11 +1625,13 @@ async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int
     them out of the table's own sequence.
     """
     if db.dialect == "postgres":
-        rows = await db.fetch(
-            "SELECT nextval(pg_get_serial_sequence({}, 'id')) AS id FROM generate_series(1, {})",
+        row = await db.fetch_one(
+            "SELECT array_agg(nextval(pg_get_serial_sequence({}, 'id'))) AS ids "
+            "FROM generate_series(1, {})",
             [rt.quoted, count],
         )
-        return sorted(int(row["id"]) for row in rows)
+        assert row is not None
+        return sorted(row["ids"])  # one row with an array: not a row per id
     row = await db.fetch_one(f"SELECT MAX(id) AS top FROM {rt.quoted}")
     top = int(row["top"]) if row and row["top"] is not None else 0
     sequence = await db.fetch_one("SELECT seq FROM sqlite_sequence WHERE name = {}", [rt.name])
