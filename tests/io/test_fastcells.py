@@ -149,6 +149,12 @@ def test_common_columns_take_the_shortcut_in_one_pass() -> None:
     assert column("boolean", [True, False]) == [True, False]  # spreadsheet booleans as they are
 
 
+def test_whole_numbers_in_other_scripts_read_as_the_kernel_reads_them() -> None:
+    kernel = functools.partial(parse_cell, "integer", timezone=TZ)
+    cells = ["١٢", "０７", "+5", " 6 "]
+    assert fast_column_parser("integer", kernel, TZ)(cells) == [kernel(cell) for cell in cells]
+
+
 def test_a_column_with_a_bad_cell_is_refused_whole() -> None:
     kernel = functools.partial(parse_cell, "integer", timezone=TZ)
     with pytest.raises(CellError):

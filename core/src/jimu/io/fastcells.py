@@ -83,11 +83,12 @@ def fast_column_parser(storage: str, fallback: Parse, timezone: dt.tzinfo) -> Pa
 
         return text_column
     if storage in ("integer", "link"):
-        integer = _INTEGER.fullmatch
 
         def integer_column(cells: Sequence[Any]) -> list[Any]:
+            # isdecimal: digits only (any script's, as the kernel's \d), no sign, no space
             return [
-                int(cell) if type(cell) is str and integer(cell) else parse(cell) for cell in cells
+                int(cell) if type(cell) is str and cell.isdecimal() else parse(cell)
+                for cell in cells
             ]
 
         return integer_column

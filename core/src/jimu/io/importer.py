@@ -548,11 +548,19 @@ def _id_cell(cell: Any) -> Any:
 _CELLS = operator.attrgetter("cells")
 
 
-@dataclass(slots=True)
-class _Row:
+@functools.lru_cache(maxsize=8)
+def _prefixes(count: int) -> list[str]:
+    """``0.``, ``1.``...: the prefixes that name the rows of a chunk in the kernel's problems."""
+    return [f"{index}." for index in range(count)]
+
+
+class _Row(msgspec.Struct, gc=False):
+    """One row of the file on its way in (never in a reference cycle: nothing for the
+    garbage collector to scan, of which an import makes a great many)."""
+
     number: int
     cells: list[Any]
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = msgspec.field(default_factory=dict)
     record_id: int | None = None
     bad: bool = False
 
@@ -937,7 +945,7 @@ class _Run:
                 await self.site.records.create_many(
                     self.rt.name,
                     [self.new_values(row) for row in rows],
-                    prefixes=[f"{index}." for index in range(len(rows))],
+                    prefixes=_prefixes(len(rows)),
                 )
             except Conflict as exc:
                 if not looked_up and self.plan.unique:

@@ -987,6 +987,7 @@ class RecordRepository:
                 self.db,
                 (rt.name, None, "created", None, occurred, *actor_columns()),
                 msgspec.json.encode(made).decode(),
+                ids,
             )
             await self.db.execute(sql, params)
             if after_hooks:
@@ -1517,23 +1518,29 @@ _UTC_TEXT = operator.methodcaller("isoformat", " ", "microseconds")
 
 
 def _events_from_array(
-    db: Database, template: tuple[Any, ...], records: str
+    db: Database, template: tuple[Any, ...], records: str, ids: Sequence[int]
 ) -> tuple[str, list[Any]]:
     """The statement writing an outbox event per record of the JSON array ``records``.
 
     ``template`` is an event row as :data:`EVENT_INSERT` takes it, with the
     record id and the payload left out (``None``): those come from each
-    element of the array (its ``id``, and the element itself), the other
-    columns are the same for every event. The database splits the array, so
-    no parameter is bound per event; events get their ids in array order.
+    element of the array (the element itself, and its ``id``: ``ids`` in
+    order), the other columns are the same for every event. The database
+    splits the array, so no parameter is bound per event; events get their
+    ids in array order.
     """
     columns = [
         name.strip()
         for name in EVENT_INSERT[EVENT_INSERT.index("(") + 1 : EVENT_INSERT.index(")")].split(",")
     ]
+    first: list[Any] = []
     if db.dialect == "postgres":
         element = {"record_id": "(e ->> 'id')::bigint", "payload": "e"}
         source = "jsonb_array_elements({}::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n"
+    elif ids and ids[-1] - ids[0] == len(ids) - 1:  # consecutive: the first id + the index
+        element = {"record_id": "{} + key", "payload": "value"}
+        source = "json_each({}) ORDER BY key"
+        first = [ids[0]]
     else:
         element = {"record_id": "json_extract(value, '$.id')", "payload": "value"}
         source = "json_each({}) ORDER BY key"
@@ -1541,6 +1548,8 @@ def _events_from_array(
     for name, value in zip(columns, template, strict=True):
         if name in element:
             items.append(element[name])
+            if name == "record_id":
+                params.extend(first)
         else:
             items.append("{}")
             params.append(value)
