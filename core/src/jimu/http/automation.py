@@ -20,22 +20,15 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
 from litestar.params import FromPath
 
+from jimu.auth import current_access
 from jimu.automation.actions import SIGNATURE_HEADER, sign
 from jimu.automation.engine import AutomationEngine
 from jimu.automation.store import read_time
-from jimu.errors import FieldProblem, JimuError, ValidationFailed
+from jimu.errors import FieldProblem, Unauthorized, ValidationFailed
 from jimu.http.responses import decode_body, json_response, site_of
 from jimu.meta.automations import AutomationDef
 
 __all__ = ["automation_router", "engine_of"]
-
-
-class Unauthorized(JimuError):
-    """A webhook call without a valid signature (HTTP 401)."""
-
-    status = 401
-    title = "Unauthorized"
-    type_suffix = "unauthorized"
 
 
 class _ManualRun(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,7 +69,8 @@ def _int_query(request: Request[Any, Any, Any], name: str) -> int | None:
 
 @get("/meta/automations")
 async def list_automations(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Every automation of the site with its current version."""
+    """Every automation of the site with its current version (``automations`` right)."""
+    current_access().require_admin("automations")
     engine = engine_of(request)
     return json_response({"data": [_view(d, v) for d, v in await engine.definitions()]})
 
@@ -84,6 +78,7 @@ async def list_automations(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/meta/automations")
 async def create_automation(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Create an automation (422 naming the step at fault; 409 when the name is taken)."""
+    current_access().require_admin("automations")
     definition = decode_body(await request.body(), AutomationDef)
     version = await engine_of(request).save(definition, create=True)
     return json_response(_view(definition, version), 201)
@@ -91,7 +86,8 @@ async def create_automation(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 @get("/meta/automations/{name:str}")
 async def get_automation(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """One automation's current definition."""
+    """One automation's current definition (``automations`` right)."""
+    current_access().require_admin("automations")
     definition, version = await engine_of(request).get(name)
     return json_response(_view(definition, version))
 
@@ -101,6 +97,7 @@ async def replace_automation(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """Replace an automation with a new version (runs in flight finish on theirs)."""
+    current_access().require_admin("automations")
     definition = decode_body(await request.body(), AutomationDef)
     if definition.name != name:
         raise ValidationFailed.field(
@@ -123,6 +120,7 @@ async def delete_automation(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
     """Delete an automation: nothing new starts; runs in flight finish."""
+    current_access().require_admin("automations")
     await engine_of(request).delete(name)
     return json_response({"deleted": name})
 
@@ -131,7 +129,8 @@ async def delete_automation(
 async def automation_versions(
     request: Request[Any, Any, Any], name: FromPath[str]
 ) -> Response[bytes]:
-    """Every version of an automation."""
+    """Every version of an automation (``automations`` right)."""
+    current_access().require_admin("automations")
     return json_response({"data": await engine_of(request).versions(name)})
 
 
@@ -140,15 +139,27 @@ async def automation_versions(
 
 @post("/automations/{name:str}/run")
 async def run_manual(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-    """Start a manual automation for some records (a button, a list selection)."""
+    """Start a manual automation for records the caller may change (a button, a selection)."""
     body = decode_body(await request.body(), _ManualRun)
     if not body.record_ids:
         raise ValidationFailed.field("record_ids", "give at least one record id")
+    access = current_access()
+    if not access.has_admin("automations"):
+        site = site_of(request)
+        definition, _ = await engine_of(request).get(name)
+        entity = definition.trigger.entity
+        if entity is None:
+            access.require_admin("automations")
+        else:
+            access.require(entity, "update")
+            runtime = site.runtime(entity)
+            for record_id in body.record_ids:  # a record the caller cannot see is a 404
+                await site.records._fetch_for_update(runtime, record_id, "update")
     runs = await engine_of(request).start_manual(name, body.record_ids)
     return json_response({"runs": runs}, 202)
 
 
-@post("/automations/{name:str}/webhook")
+@post("/automations/{name:str}/webhook", opt={"public": True})
 async def run_webhook(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Start a webhook automation; the body must be signed with the trigger's secret."""
     engine = engine_of(request)
@@ -178,6 +189,7 @@ async def run_webhook(request: Request[Any, Any, Any], name: FromPath[str]) -> R
 @get("/automations/runs")
 async def list_runs(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Runs, newest first; filter by automation, entity, record_id, status; page with before."""
+    current_access().require_admin("automations")
     query = request.query_params
     given = _int_query(request, "limit")
     limit = 50 if given is None else given
@@ -197,12 +209,14 @@ async def list_runs(request: Request[Any, Any, Any]) -> Response[bytes]:
 @get("/automations/runs/{run_id:int}")
 async def get_run(request: Request[Any, Any, Any], run_id: FromPath[int]) -> Response[bytes]:
     """One run and each of its steps: input, outcome, error and timing."""
+    current_access().require_admin("automations")
     return json_response(await engine_of(request).run_detail(run_id))
 
 
 @get("/automations/{name:str}/explain")
 async def explain(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Why a record would or would not start an automation now, and its runs so far."""
+    current_access().require_admin("automations")
     record_id = _int_query(request, "record_id")
     if record_id is None:
         raise ValidationFailed.field("record_id", "give the record's id")

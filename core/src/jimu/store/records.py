@@ -21,6 +21,7 @@ import functools
 import operator
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ __all__ = ["EntityRuntime", "ListQuery", "Page", "RecordRepository", "SortKey"]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 COUNT_CAP = 10_000
+#: How long a capped total is reused for the same list (see ``RecordRepository._count``).
+COUNT_REUSE_SECONDS = 2.0
 
 _AT_PATH = re.compile(r" - at `\$(?:\[(\d+)\])?\.?([A-Za-z0-9_.\[\]]*)`$")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
@@ -118,6 +121,9 @@ def _has_nul(value: Any) -> bool:
         return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
     return False
 
+
+#: A bulk write of this many rows refreshes the table's planner statistics.
+ANALYZE_AFTER_ROWS = 1000
 
 #: One outbox row: a record change and who made it (the audit log reads these).
 EVENT_INSERT = (
@@ -378,6 +384,10 @@ class RecordRepository:
 
     def __init__(self, site: Site) -> None:
         self.site = site
+        #: Writes through this repository per entity: a change drops the entity's cached counts.
+        self._writes: dict[str, int] = {}
+        #: (entity, condition, params) -> (writes then, monotonic time, capped count)
+        self._counts: dict[tuple[str, str, str], tuple[int, float, dict[str, Any]]] = {}
 
     @property
     def db(self) -> Database:
@@ -622,6 +632,7 @@ class RecordRepository:
     async def _event(
         self, rt: EntityRuntime, record_id: int, kind: str, payload: Mapping[str, Any]
     ) -> None:
+        self._writes[rt.name] = self._writes.get(rt.name, 0) + 1
         now = _now_utc()
         await self.db.execute(
             EVENT_INSERT,
@@ -899,7 +910,9 @@ class RecordRepository:
         form = self.site.form_for(entity, None)
         plan = _bulk_plan(rt)
         if form is not None or not plan.fast:
-            return await self._create_each(rt, form, rows, labels)
+            created = await self._create_each(rt, form, rows, labels)
+            await self._refresh_statistics(rt, len(created))
+            return created
         batch = self._decode_many(rt, plan, rows, labels)
         columns = plan.fields
         plugins = self.site.plugins
@@ -990,6 +1003,7 @@ class RecordRepository:
                 ids,
             )
             await self.db.execute(sql, params)
+            self._writes[rt.name] = self._writes.get(rt.name, 0) + 1
             if after_hooks:
                 for prefix, record in zip(labels, records, strict=True):
                     try:
@@ -998,7 +1012,18 @@ class RecordRepository:
                         )
                     except ValidationFailed as exc:
                         raise _prefixed(exc, prefix) from exc
+        await self._refresh_statistics(rt, len(ids))
         return ids
+
+    async def _refresh_statistics(self, rt: EntityRuntime, written: int) -> None:
+        """After a bulk write of many rows, refresh the table's planner statistics.
+
+        Stale statistics make both databases misjudge how many rows a
+        condition matches (PostgreSQL then counts a third of a table through
+        bitmaps instead of stopping a scan early; SQLite sorts every match).
+        """
+        if written >= ANALYZE_AFTER_ROWS:
+            await self.db.analyze(rt.name)
 
     async def _create_each(
         self,
@@ -1163,6 +1188,7 @@ class RecordRepository:
         columns = self._columns(rt, query.fields, access)
         sort = self._sort_keys(rt, query.sort)
         where, params = self.site.compile_filter(rt, query.filter)
+        rows_where: list[str] = []
         if not access.unrestricted:
             access.check_readable(entity, [key.field for key in sort], "sort")
             if query.filter is not None:
@@ -1177,6 +1203,13 @@ class RecordRepository:
             where, params = [*where, *rows_where], [*params, *rows_params]
         base_where = list(where)
         base_params = list(params)
+        if rows_where and self.db.dialect == "sqlite":
+            # SQLite would answer "region in my regions or owner = me" for a page of 50
+            # by collecting every matching row through both indexes and sorting them all
+            # (cost grows with the table); as an expression (unary +) the row rule filters
+            # a walk of the sort order's index instead. The count keeps the index plan.
+            guarded = [f"+({clause})" for clause in rows_where]
+            where = [*where[: len(where) - len(rows_where)], *guarded]
         typed = self._decode_cursor(rt, sort, query.cursor) if query.cursor else None
         select_columns = tuple(dict.fromkeys([*columns, *(key.field for key in sort)]))
         if len(sort) == 2 and not sort[1].descending:  # one key and the id tie-break
@@ -1358,12 +1391,26 @@ class RecordRepository:
                 f"SELECT COUNT(*) AS n FROM {rt.quoted}{condition}", params
             )
             return {"total": int(row["n"]) if row else 0, "total_exact": True}
+        # A list screen asks for the same capped total with every page and every
+        # refresh; it is reused for COUNT_REUSE_SECONDS unless this process wrote to
+        # the entity since (another process's writes show within that time).
+        key = (rt.name, condition, repr(params))
+        writes = self._writes.get(rt.name, 0)
+        now = time.monotonic()
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] == writes and now - cached[1] < COUNT_REUSE_SECONDS:
+            return dict(cached[2])
         row = await self.db.fetch_one(
             f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {rt.quoted}{condition} LIMIT {COUNT_CAP + 1}) AS capped",
             params,
         )
         total = int(row["n"]) if row else 0
-        return {"total": min(total, COUNT_CAP), "total_exact": total <= COUNT_CAP}
+        counted = {"total": min(total, COUNT_CAP), "total_exact": total <= COUNT_CAP}
+        if not self.db.in_transaction:  # an uncommitted count may yet roll back
+            if len(self._counts) >= 1000:
+                self._counts.clear()
+            self._counts[key] = (writes, now, counted)
+        return dict(counted)
 
 
 class _BulkPlan:
