@@ -120,6 +120,7 @@ class Access:
         roles: Sequence[RoleDef] = (),
         scopes: Iterable[str] | None = None,
         unrestricted: bool = False,
+        shared_entities: Iterable[str] = (),
     ) -> None:
         self.site = site
         self.user = user
@@ -137,6 +138,8 @@ class Access:
         self._writable: dict[str, frozenset[str]] = {}
         self._row_sql: dict[tuple[str, str], tuple[list[str], list[Any]]] = {}
         self._admin = {right for role in self.roles for right in role.admin}
+        #: Entities with records shared with the user (only those pay for the share lookup).
+        self.shared_entities = frozenset(shared_entities)
 
     # -- entity actions --------------------------------------------------
 
@@ -356,7 +359,7 @@ class Access:
                     raise Forbidden(
                         f"the row condition of your role on {runtime.name} cannot run: {exc.detail}"
                     ) from exc
-            if self.user is not None:
+            if self.user is not None and runtime.name in self.shared_entities:
                 share = (
                     f'{runtime.quoted}."id" IN (SELECT record_id FROM jimu_share '
                     "WHERE entity = {} AND user_id = {}"

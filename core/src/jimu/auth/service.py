@@ -513,11 +513,15 @@ class Auth:
         access = self._access_cache.get(key)
         if access is None:
             all_roles = await self.roles()
+            shares = await self.db.fetch(
+                "SELECT DISTINCT entity FROM jimu_share WHERE user_id = {}", [user.id]
+            )
             access = Access(
                 self.site,
                 user=user,
                 roles=[all_roles[name] for name in user.roles if name in all_roles],
                 scopes=scopes,
+                shared_entities=[row["entity"] for row in shares],
             )
             if len(self._access_cache) > 10_000:
                 self._access_cache.clear()
