@@ -84,7 +84,9 @@ def seed(admin: TestClient[Any]) -> dict[str, Any]:
     assert created.status_code == 200, created.text
     ids = created.json()["created"]
     purchases = [{"customer": i, "amount": 10 * (n + 1)} for n, i in enumerate(ids)]
-    assert admin.post("/api/v1/records/purchase/bulk", json={"create": purchases}).status_code == 200
+    assert (
+        admin.post("/api/v1/records/purchase/bulk", json={"create": purchases}).status_code == 200
+    )
     return {
         "rep_id": rep_id,
         "ids": ids,

@@ -115,7 +115,9 @@ def test_a_filter_through_a_link_cannot_read_the_hidden_field(clients: Clients) 
 
 def test_export_leaves_out_the_field_and_the_rows(clients: Clients) -> None:
     admin, rep, seeded = clients
-    exported = rep.get("/api/v1/records/customer/export", params={"format": "csv", "header": "name"})
+    exported = rep.get(
+        "/api/v1/records/customer/export", params={"format": "csv", "header": "name"}
+    )
     assert exported.status_code == 200, exported.text
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert "phone" not in rows[0]
@@ -201,9 +203,10 @@ def test_a_share_opens_one_hidden_record(clients: Clients) -> None:
     assert seen.status_code == 200 and "phone" not in seen.json()
     # shared for reading only: a change is refused, without hiding that the record exists
     assert rep.patch(f"/api/v1/records/customer/{hidden}", json={"name": "x"}).status_code == 403
-    assert admin.delete(
-        f"/api/v1/records/customer/{hidden}/shares/{seeded['rep_id']}"
-    ).status_code == 200
+    assert (
+        admin.delete(f"/api/v1/records/customer/{hidden}/shares/{seeded['rep_id']}").status_code
+        == 200
+    )
     assert rep.get(f"/api/v1/records/customer/{hidden}").status_code == 404
 
 
