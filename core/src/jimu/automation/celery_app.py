@@ -110,6 +110,8 @@ def make_celery(folder: Path, broker_url: str, *, clock: Clock | None = None) ->
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(queue),
+            # the exchange tables too, or kombu writes them to ./control of whoever runs it
+            "control_folder": str(folder / ".jimu" / "control"),
             "store_processed": False,
             "polling_interval": 0.2,  # seconds between two looks at the folder
         }
