@@ -218,3 +218,34 @@ def test_a_value_json_input_allows_is_not_refused_as_a_python_object(site: Site)
         return await opened.records.get("plain_row", record_id)
 
     assert run(site, work)["note"] == "1.50"
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_import_refreshes_planner_statistics_once_not_per_chunk(
+    site: Site, dry_run: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jimu.io import ImportOptions, Source, import_file
+    from jimu.io.importer import CHUNK_ROWS
+    from jimu.store.records import ANALYZE_AFTER_ROWS
+    from tests.io.helpers import csv_bytes
+
+    count = max(2 * CHUNK_ROWS, ANALYZE_AFTER_ROWS) + 7  # three chunks at least
+    data = csv_bytes([["name", "points"], *([f"n{n}", n] for n in range(count))])
+
+    async def work(opened: Site) -> list[str]:
+        analysed: list[str] = []
+        analyze = opened.db.analyze
+
+        async def counted(table: str) -> None:
+            analysed.append(table)
+            await analyze(table)
+
+        monkeypatch.setattr(opened.db, "analyze", counted)
+        outcome = await import_file(
+            opened, "plain_row", Source(data, "rows.csv"), ImportOptions(dry_run=dry_run)
+        )
+        assert outcome.status == "succeeded" and outcome.created == count
+        return analysed
+
+    # a dry run is rolled back: nothing to refresh statistics of
+    assert run(site, work) == ([] if dry_run else ["plain_row"])

@@ -946,6 +946,7 @@ class _Run:
                     self.rt.name,
                     [self.new_values(row) for row in rows],
                     prefixes=_prefixes(len(rows)),
+                    refresh_statistics=False,  # once, at the end of the import
                 )
             except Conflict as exc:
                 if not looked_up and self.plan.unique:
@@ -982,7 +983,7 @@ class _Run:
                 continue
             try:
                 await self.site.records.create_many(
-                    self.rt.name, [self.new_values(row)], prefixes=["0."]
+                    self.rt.name, [self.new_values(row)], prefixes=["0."], refresh_statistics=False
                 )
             except JimuError as exc:
                 if not self.attribute([row], exc):
@@ -1127,6 +1128,8 @@ async def import_file(
             outcome.status = "partial" if outcome.failed else "succeeded"
             if options.dry_run:
                 raise _Rollback
+            # the planner's statistics, refreshed once for the whole file (not per chunk)
+            await site.records.refresh_statistics(entity, outcome.created + outcome.updated)
             await _finish(site, outcome, started)
     except _Rollback:
         await _finish(site, outcome, started)

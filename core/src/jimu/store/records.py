@@ -873,8 +873,13 @@ class RecordRepository:
         rows: Sequence[bytes | Mapping[str, Any]],
         *,
         prefixes: Sequence[str] | None = None,
+        refresh_statistics: bool = True,
     ) -> list[int]:
         """Validate and insert many records in one all-or-nothing transaction; return their ids.
+
+        ``refresh_statistics=False`` leaves the planner statistics to the
+        caller: an import writes a chunk at a time and refreshes them once, at
+        its end (:meth:`refresh_statistics`), not after every chunk.
 
         The fast path of imports: every row is validated like :meth:`create`
         input before anything is written, and a :class:`ValidationFailed`
@@ -911,7 +916,8 @@ class RecordRepository:
         plan = _bulk_plan(rt)
         if form is not None or not plan.fast:
             created = await self._create_each(rt, form, rows, labels)
-            await self._refresh_statistics(rt, len(created))
+            if refresh_statistics:
+                await self._refresh_statistics(rt, len(created))
             return created
         batch = self._decode_many(rt, plan, rows, labels)
         columns = plan.fields
@@ -1012,8 +1018,14 @@ class RecordRepository:
                         )
                     except ValidationFailed as exc:
                         raise _prefixed(exc, prefix) from exc
-        await self._refresh_statistics(rt, len(ids))
+        if refresh_statistics:
+            await self._refresh_statistics(rt, len(ids))
         return ids
+
+    async def refresh_statistics(self, entity: str, written: int) -> None:
+        """What :meth:`create_many` does after a bulk write, for a caller that wrote
+        ``written`` records of ``entity`` in several (an import, once at its end)."""
+        await self._refresh_statistics(self.runtime(entity), written)
 
     async def _refresh_statistics(self, rt: EntityRuntime, written: int) -> None:
         """After a bulk write of many rows, refresh the table's planner statistics.
