@@ -25,6 +25,7 @@ import pytest
 from jimu.errors import ValidationFailed
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
+from jimu.store import records as R
 from tests.io.helpers import run
 
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
@@ -249,3 +250,48 @@ def test_an_import_refreshes_planner_statistics_once_not_per_chunk(
 
     # a dry run is rolled back: nothing to refresh statistics of
     assert run(site, work) == ([] if dry_run else ["plain_row"])
+
+
+DEFAULTS = EntityDef(
+    name="with_default",
+    fields=[
+        FieldDef(name="name", type="text", required=True),
+        FieldDef(
+            name="level", type="select", options={"choices": ["普通", "金卡"]}, default="普通"
+        ),
+        FieldDef(name="points", type="integer", default=10),
+        FieldDef(name="note", type="text"),
+    ],
+)
+
+
+def test_blank_cells_get_defaults_and_a_blank_required_cell_is_named(
+    new_site: Callable[..., Site],
+) -> None:
+    from jimu.io import ImportOptions, Source, import_file
+    from tests.io.helpers import csv_bytes
+
+    site = new_site()
+    data = csv_bytes(
+        [["name", "level", "points", "note"], ["甲", "", "", ""], ["乙", "金卡", "3", "x"]]
+    )
+    bad = csv_bytes(
+        [["name", "level", "points", "note"], ["", "金卡", "1", "y"], ["丙", "", "", ""]]
+    )
+
+    async def work(opened: Site) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        await opened.create_entity(DEFAULTS)
+        done = await import_file(opened, "with_default", Source(data, "a.csv"), ImportOptions())
+        assert done.status == "succeeded", done.errors
+        page = await opened.records.query("with_default", R.ListQuery(sort=[R.SortKey("id")]))
+        refused = await import_file(opened, "with_default", Source(bad, "b.csv"), ImportOptions())
+        assert refused.status == "failed"
+        return page.data, refused.errors
+
+    records, errors = run(site, work)
+    assert [(r["name"], r["level"], r["points"], r["note"]) for r in records] == [
+        ("甲", "普通", 10, None),
+        ("乙", "金卡", 3, "x"),
+    ]
+    assert [(e["row"], e["field"]) for e in errors] == [(2, "name")]
+    assert errors[0]["reason"] == "is required"

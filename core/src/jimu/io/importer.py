@@ -583,6 +583,20 @@ class _Run:
         self.progress = Progress(phase="importing", processed=0, total=total)
         self.seen: dict[str, dict[Any, int]] = {name: {} for name in plan.unique}
         self.clear = plan.options.clear_blanks and plan.options.mode != "insert"
+        #: inserts only: the fields whose blank cells must be left out of a row's values
+        #: (a required field, where null is another error than a missing value, and a
+        #: field with a default, which a missing value gets). For every other field a
+        #: blank is null either way, and keeping it saves filtering every row.
+        self.drop_blank: list[str] | None = None
+        if plan.options.mode == "insert":
+            self.drop_blank = [
+                name
+                for name in plan.names
+                if name == "id"
+                or name in self.rt.computed
+                or self.rt.fields[name].required
+                or self.rt.fields[name].default is not None
+            ]
         #: whether parsing goes on while a chunk is written (see ``run``)
         self.overlap = site.db.dialect == "postgres"
         self.python_types: dict[str, Any] = {
@@ -642,7 +656,9 @@ class _Run:
             for count, (number, cells) in enumerate(rows, start=1):
                 if filler.starting or filler.active:
                     cells = filler.fill(number, cells, span=False)
-                if _blank_row(cells):
+                first = cells[0] if cells else None
+                # most rows start with text that is not blank: no call for them
+                if not (type(first) is str and first and not first.isspace()) and _blank_row(cells):
                     self.outcome.blank += 1
                     continue
                 chunk.append(_Row(number, cells))
@@ -776,6 +792,15 @@ class _Run:
         if self.clear:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = dict(zip(names, parsed, strict=True))
+        elif self.drop_blank is not None:
+            # inserts: a blank is left out only where that differs from null (see drop_blank)
+            drop = self.drop_blank
+            for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
+                given = row.values = dict(zip(names, parsed, strict=True))
+                if None in parsed:
+                    for name in drop:
+                        if given.get(name, given) is None:
+                            del given[name]
         else:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = {
