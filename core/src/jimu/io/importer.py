@@ -505,7 +505,7 @@ class _Plan:
         self.names = [target.name for target in self.targets]
         #: when every field has one column (the fast path): the cells of a row that go
         #: into fields, in the order of ``targets``, and how long a row must be for it
-        self.pick: Callable[[list[Any]], tuple[Any, ...]] | None = None
+        self.pick: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
         self.width = 0
         if all(len(target.columns) == 1 for target in self.targets):
             indexes = [target.columns[0].index for target in self.targets]
@@ -559,7 +559,8 @@ class _Row(msgspec.Struct, gc=False):
     garbage collector to scan, of which an import makes a great many)."""
 
     number: int
-    cells: list[Any]
+    #: a tuple: one of text and numbers only, which the collector stops tracking
+    cells: Sequence[Any]
     values: dict[str, Any] = msgspec.field(default_factory=dict)
     record_id: int | None = None
     bad: bool = False
@@ -634,7 +635,7 @@ class _Run:
         return ""
 
     @staticmethod
-    def cell(cells: list[Any], index: int) -> Any:
+    def cell(cells: Sequence[Any], index: int) -> Any:
         return cells[index] if index < len(cells) else None
 
     # the loop --------------------------------------------------------------------
@@ -661,7 +662,7 @@ class _Run:
                 if not (type(first) is str and first and not first.isspace()) and _blank_row(cells):
                     self.outcome.blank += 1
                     continue
-                chunk.append(_Row(number, cells))
+                chunk.append(_Row(number, tuple(cells)))
                 if len(chunk) >= CHUNK_ROWS:
                     self.parse(chunk)
                     await self.hand_over(chunks, chunk, writer)
@@ -797,10 +798,10 @@ class _Run:
             drop = self.drop_blank
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 given = row.values = dict(zip(names, parsed, strict=True))
-                if None in parsed:
-                    for name in drop:
-                        if given.get(name, given) is None:
-                            del given[name]
+                # (not ``None in parsed``: comparing a Decimal with None is slow)
+                for name in drop:
+                    if given.get(name, given) is None:
+                        del given[name]
         else:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = {
