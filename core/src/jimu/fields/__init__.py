@@ -310,6 +310,8 @@ def _sqlite_json(value: Any) -> Any:
 
 
 def _sqlite_decimal(value: Any) -> Decimal:
+    if type(value) is str:  # what the kernel stores; floats go through their shortest text
+        return Decimal(value)
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 

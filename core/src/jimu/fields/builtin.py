@@ -150,7 +150,8 @@ class DecimalType(FieldType):
 
     def digits(self, field: FieldDef) -> tuple[int, int]:
         """``(precision, scale)`` of the column."""
-        return int(field.options.get("precision", 18)), int(field.options.get("scale", 2))
+        options = field.options
+        return int(options.get("precision", 18)), int(options.get("scale", 2))
 
     def validate(self, field: FieldDef, value: Any) -> str | None:
         # one look at the digits decides the three first checks (a value is checked
