@@ -654,8 +654,9 @@ class _Run:
         try:
             await self.report()
             chunk: list[_Row] = []
+            merging = bool(filler.starting)  # merged cells below the header (sheets only)
             for count, (number, cells) in enumerate(rows, start=1):
-                if filler.starting or filler.active:
+                if merging and (filler.starting or filler.active):
                     cells = filler.fill(number, cells, span=False)
                 first = cells[0] if cells else None
                 # most rows start with text that is not blank: no call for them
@@ -970,7 +971,9 @@ class _Run:
             try:
                 await self.site.records.create_many(
                     self.rt.name,
-                    [self.new_values(row) for row in rows],
+                    [row.values for row in rows]
+                    if not self.rt.computed
+                    else [self.new_values(row) for row in rows],
                     prefixes=_prefixes(len(rows)),
                     refresh_statistics=False,  # once, at the end of the import
                 )

@@ -1700,11 +1700,14 @@ async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int
         )
         assert row is not None
         return sorted(row["ids"])  # one row with an array: not a row per id
-    row = await db.fetch_one(f"SELECT MAX(id) AS top FROM {rt.quoted}")
+    row = await db.fetch_one(
+        f"SELECT (SELECT MAX(id) FROM {rt.quoted}) AS top, "
+        "(SELECT seq FROM sqlite_sequence WHERE name = {}) AS seq",
+        [rt.name],
+    )
     top = int(row["top"]) if row and row["top"] is not None else 0
-    sequence = await db.fetch_one("SELECT seq FROM sqlite_sequence WHERE name = {}", [rt.name])
-    if sequence is not None and sequence["seq"] is not None:
-        top = max(top, int(sequence["seq"]))
+    if row is not None and row["seq"] is not None:
+        top = max(top, int(row["seq"]))
     return list(range(top + 1, top + 1 + count))
 
 
