@@ -175,7 +175,7 @@ def test_writes_to_the_field_and_the_rows_are_refused(clients: Clients) -> None:
 
 def test_import_cannot_write_the_field(clients: Clients) -> None:
     admin, rep, _ = clients
-    data = "name,phone,region\nImported,13900000000,east\n".encode()
+    data = b"name,phone,region\nImported,13900000000,east\n"
     response = rep.post(
         "/api/v1/records/customer/import",
         files={"file": ("customers.csv", data, "text/csv")},
@@ -211,7 +211,7 @@ def test_a_share_opens_one_hidden_record(clients: Clients) -> None:
 
 
 def test_no_entity_rights_means_403_and_no_metadata(clients: Clients) -> None:
-    admin, rep, _ = clients
+    _admin, rep, _ = clients
     entities = [e["name"] for e in rep.get("/api/v1/meta/entities").json()["data"]]
     assert entities == ["customer", "purchase"]
     assert rep.post("/api/v1/records/purchase", json={"amount": 1}).status_code == 403

@@ -1120,17 +1120,27 @@ class AutomationEngine:
             await self._fail(run, step, f"{type(exc).__name__}: {exc}", now, started, params)
 
     async def _as(self, login: str | None, run: _Run, work: Awaitable[Any]) -> Any:
-        """Await ``work`` acting as the user ``login`` (or as this automation)."""
+        """Await ``work`` as this automation, or with the rights of the user ``login``.
+
+        Acting as a user, the step goes through the same permission engine as
+        the user's own requests: an action on a field or a record the user may
+        not write fails the step with the reason. The audit log names the
+        automation run and the user.
+        """
         from jimu.auth import Actor, acting_as
 
         if login is None:
-            actor = Actor(kind="automation", name=f"automation:{run.automation}")
-        else:
-            row = await self.db.fetch_one("SELECT id FROM jimu_user WHERE login = {}", [login])
-            if row is None:
-                raise LookupError(f"run_as: no user with login {login!r}")
-            actor = Actor(kind="user", id=int(row["id"]), name=login)
-        with acting_as(actor):
+            with acting_as(Actor(kind="automation", name=f"automation:{run.automation}")):
+                return await work
+        try:
+            user = await self.site.auth.user_by_login(login)
+        except NotFound:
+            raise LookupError(f"run_as: no user with login {login!r}") from None
+        if not user.active:
+            raise LookupError(f"run_as: user {login!r} is disabled")
+        access = await self.site.auth.access_for(user)
+        actor = Actor(kind="automation", id=user.id, name=f"automation:{run.automation} as {login}")
+        with acting_as(actor, access):
             return await work
 
     async def _once(

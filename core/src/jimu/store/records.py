@@ -1176,10 +1176,8 @@ class RecordRepository:
             )
         else:
             where, params = access.row_filter(self.site, rt, "read")
-            suffix = " WHERE " + " AND ".join([f"{rt.quoted}.\"id\" = {{}}", *where])
-            rows = await self.db.fetch(
-                rt.select_sql(tuple(columns), suffix), (record_id, *params)
-            )
+            suffix = " WHERE " + " AND ".join([f'{rt.quoted}."id" = {{}}', *where])
+            rows = await self.db.fetch(rt.select_sql(tuple(columns), suffix), (record_id, *params))
         row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"no {rt.name} record with id {record_id}")
