@@ -886,10 +886,13 @@ class RecordRepository:
         lists the problems of *every* bad row, each field prefixed with the
         row's prefix (``prefixes[i]``, ``create[i].`` by default). Then, in one
         transaction (a savepoint inside the caller's), links are checked, the
-        ``jimu_before_create`` hooks run per record, the rows and their
-        ``created`` outbox events are written with one ``executemany`` each,
-        and the ``jimu_after_create`` hooks run per record, in row order. Ids
-        follow the order of ``rows``.
+        ``jimu_before_create`` hooks run per record, the rows are written (a
+        multi-row ``INSERT`` on SQLite, one prepared statement on PostgreSQL)
+        and then their ``created`` outbox events (one statement over a JSON
+        array of the records), and the ``jimu_after_create`` hooks run per
+        record, in row order. Ids follow the order of ``rows``. Rows may hold
+        JSON values or the Python values they decode into (a ``Decimal``, a
+        ``date``): both are checked alike.
 
         An entity with a default form, kernel-filled fields (auto-numbers,
         created by, ...) or lookups and rollups is written a record at a time
