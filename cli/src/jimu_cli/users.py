@@ -177,21 +177,22 @@ def user_passwd(
 ) -> None:
     """Set LOGIN's password (their sessions end; a lockout is lifted)."""
     password = _password(password_stdin, password_env)
-
-    async def work(site: Site) -> None:
-        found = await site.auth.user_by_login(login)
-        await site.auth.update_user(found.id, {"password": password})
-
-    _on_site(site_path, work)
+    _update_user(login, site_path, lambda _: {"password": password})
     click.echo(f"Password of {login!r} changed")
 
 
-def _set_active(login: str, site_path: Path, active: bool) -> None:
+def _update_user(login: str, site_path: Path, changes: Callable[[User], dict[str, Any]]) -> None:
+    """Apply ``changes(user)`` to the user ``login`` (audited as the CLI)."""
+
     async def work(site: Site) -> None:
         found = await site.auth.user_by_login(login)
-        await site.auth.update_user(found.id, {"active": active})
+        await site.auth.update_user(found.id, changes(found))
 
     _on_site(site_path, work)
+
+
+def _set_active(login: str, site_path: Path, active: bool) -> None:
+    _update_user(login, site_path, lambda _: {"active": active})
 
 
 @user.command("disable")
@@ -348,12 +349,11 @@ def role_delete(name: str, site_path: Path) -> None:
 
 
 def _change_roles(login: str, site_path: Path, name: str, add: bool) -> None:
-    async def work(site: Site) -> None:
-        found = await site.auth.user_by_login(login)
-        roles = [r for r in found.roles if r != name] + ([name] if add else [])
-        await site.auth.update_user(found.id, {"roles": roles})
-
-    _on_site(site_path, work)
+    _update_user(
+        login,
+        site_path,
+        lambda found: {"roles": [r for r in found.roles if r != name] + ([name] if add else [])},
+    )
 
 
 @role.command("grant")

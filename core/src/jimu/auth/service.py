@@ -38,6 +38,7 @@ from jimu.errors import (
     ValidationFailed,
 )
 from jimu.meta import IDENTIFIER_PATTERN
+from jimu.store.database import newest_first
 
 if TYPE_CHECKING:
     from jimu.site import Site
@@ -763,24 +764,19 @@ class Auth:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Audit entries (newest first) other than record changes, filtered."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("action", action),
-            ("entity", entity),
-            ("record_id", record_id),
-            ("actor_id", actor_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = {{}}")
-                params.append(value)
-        if before_id is not None:
-            where.append("id < {}")
-            params.append(before_id)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        suffix, params = newest_first(
+            [
+                ("action", action),
+                ("entity", entity),
+                ("record_id", record_id),
+                ("actor_id", actor_id),
+            ],
+            before_id=before_id,
+            limit=limit,
+        )
         rows = await self.db.fetch(
             "SELECT id, at, action, actor_kind, actor_id, actor_name, token_id, ip, request_id, "
-            f"entity, record_id, detail FROM jimu_audit{clause} ORDER BY id DESC LIMIT {int(limit)}",
+            f"entity, record_id, detail FROM jimu_audit{suffix}",
             params,
         )
         entries = []
@@ -800,20 +796,14 @@ class Auth:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Record changes from the outbox (newest first): who changed what, before and after."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("entity", entity), ("record_id", record_id), ("actor_id", actor_id)):
-            if value is not None:
-                where.append(f"{column} = {{}}")
-                params.append(value)
-        if before_id is not None:
-            where.append("id < {}")
-            params.append(before_id)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        suffix, params = newest_first(
+            [("entity", entity), ("record_id", record_id), ("actor_id", actor_id)],
+            before_id=before_id,
+            limit=limit,
+        )
         rows = await self.db.fetch(
             "SELECT id, occurred_at, entity, record_id, kind, payload, actor_kind, actor_id, "
-            f"actor_name, token_id, ip, request_id FROM jimu_event{clause} "
-            f"ORDER BY id DESC LIMIT {int(limit)}",
+            f"actor_name, token_id, ip, request_id FROM jimu_event{suffix}",
             params,
         )
         entries = []

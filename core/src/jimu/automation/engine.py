@@ -14,7 +14,9 @@ where another stopped:
   executes steps until the run waits or ends. Each step moves the run with a
   compare-and-set on (run, step, lease owner); a step's side effect is keyed
   by ``run:step`` in ``jimu_automation_effect`` (a unique key), written in the
-  same transaction as the move for database actions.
+  same transaction as the move for database actions; external ones (messages,
+  webhooks) are claimed first (status ``sending``, the worker, a lease), so no
+  second attempt sends while one holds or has completed the claim.
 * :meth:`AutomationEngine.tick` does all of that plus due schedules and
   periodic jobs, and hands ready runs to the executor (inline, or Celery).
 
@@ -56,6 +58,7 @@ from jimu.automation.validate import check_automation
 from jimu.errors import Conflict, NotFound, ValidationFailed
 from jimu.meta.automations import END, AutomationDef, StepDef, parse_duration
 from jimu.rules import CompiledRule, RuleError, RuleNotSqlCompilable, compile_sql, truthy
+from jimu.store.database import newest_first
 from jimu.store.filters import EntityScope
 
 if TYPE_CHECKING:
@@ -140,6 +143,16 @@ class _Compiled:
 
 class _LostLease(Exception):
     """Another worker took the run over (our lease ran out): drop this attempt's work."""
+
+
+class _ClaimHeld(Exception):
+    """Another attempt holds the claim on an external effect: do not send, come back later."""
+
+    def __init__(self, key: str, holder: str, until: dt.datetime) -> None:
+        super().__init__(f"effect {key} is being sent by {holder} (claim until {until})")
+        self.key = key
+        self.holder = holder
+        self.until = until
 
 
 @dataclass
@@ -753,6 +766,15 @@ class AutomationEngine:
             await self._release(run_id, "ready")
         except _LostLease:
             log.info("run %s: lease lost to another worker", run_id)
+        except _ClaimHeld as held:
+            # keep the run (leased to us) until the other attempt's claim runs out: then
+            # the run is queued again and finds the effect done, or takes the claim over
+            log.info("run %s: %s", run_id, held)
+            await self.db.execute(
+                "UPDATE jimu_automation_run SET lease_until = {} "
+                "WHERE id = {} AND lease_owner = {}",
+                [time_param(self.db, held.until), run_id, self.worker],
+            )
         run = await self._load_run(run_id)
         return run.status if run else "missing"
 
@@ -1058,12 +1080,13 @@ class AutomationEngine:
                         lambda: self._as(actor_login, run, action.run(context, params)),
                     )
                     await self._finish_step(run, step, following, params, result, started, now)
-        except _LostLease:
+        except (_LostLease, _ClaimHeld):
             raise
         except ActionDeferred as deferred:
             async with self.db.transaction():
-                await self.db.execute(
-                    "DELETE FROM jimu_automation_effect WHERE key = {} AND status = 'started'",
+                await self.db.execute(  # nothing left: the next attempt claims afresh
+                    "DELETE FROM jimu_automation_effect WHERE key = {} "
+                    "AND status IN ('started', 'sending')",
                     [key],
                 )
                 await self._timer(
@@ -1098,7 +1121,9 @@ class AutomationEngine:
             due = now + dt.timedelta(seconds=30 * 2 ** (attempt - 1))
             async with self.db.transaction():
                 await self.db.execute(
-                    "UPDATE jimu_automation_effect SET status = 'failed' WHERE key = {}", [key]
+                    "UPDATE jimu_automation_effect SET status = 'failed', claim_until = NULL "
+                    "WHERE key = {} AND status <> 'done'",
+                    [key],
                 )
                 await self._timer(run.id, due, step.id, step.id, "retry", kind="retry")
                 await self._move(
@@ -1117,6 +1142,12 @@ class AutomationEngine:
                 )
         except Exception as exc:
             log.exception("run %s step %s failed", run.id, step.id)
+            if action.external:  # refused or broken: our claim ends, a re-run may send again
+                await self.db.execute(
+                    "UPDATE jimu_automation_effect SET status = 'failed', claim_until = NULL "
+                    "WHERE key = {} AND status = 'sending' AND claimed_by = {}",
+                    [key, self.worker],
+                )
             await self._fail(run, step, f"{type(exc).__name__}: {exc}", now, started, params)
 
     async def _as(self, login: str | None, run: _Run, work: Awaitable[Any]) -> Any:
@@ -1179,30 +1210,70 @@ class AutomationEngine:
         login: str | None,
         now: dt.datetime,
     ) -> Any:
-        """Do an external side effect: claimed before, confirmed after, keyed on every attempt."""
+        """Do an external side effect once: claim its effect row, send, record it done.
+
+        The claim (status ``sending``, this worker, until ``now + lease``) is
+        taken with one compare-and-set before anything leaves the process, so
+        a redelivered or duplicated task never sends while another attempt
+        holds the claim or after one recorded the effect done; it raises
+        :class:`_ClaimHeld` instead. Only a claim that ran out (its worker
+        died between sending and recording) is taken over, and the effect is
+        sent again under the same key (``Idempotency-Key``, ``Message-ID``)
+        so the receiver can drop the repeat. A definite failure (status
+        ``failed``, the action asked for a retry) is sent again the same way.
+        """
         key = context.key
+        until = now + self.lease
         async with self.db.transaction():
-            row = await self.db.fetch_one(
-                "SELECT status, result FROM jimu_automation_effect WHERE key = {}", [key]
+            claimed = await self.db.fetch_one(
+                "INSERT INTO jimu_automation_effect "
+                "(key, run_id, step, status, created_at, claimed_by, claim_until, attempts) "
+                "VALUES ({}, {}, {}, 'sending', {}, {}, {}, 1) "
+                "ON CONFLICT (key) DO NOTHING RETURNING attempts",
+                [
+                    key,
+                    run.id,
+                    context.step,
+                    time_param(self.db, now),
+                    self.worker,
+                    time_param(self.db, until),
+                ],
             )
-            if row is not None and row["status"] == "done":
-                return load_json(row["result"])
-            if row is None:
-                await self.db.execute(
-                    "INSERT INTO jimu_automation_effect (key, run_id, step, status, created_at) "
-                    "VALUES ({}, {}, {}, 'started', {})",
-                    [key, run.id, context.step, time_param(self.db, now)],
+            if claimed is None:
+                claimed = await self.db.fetch_one(
+                    "UPDATE jimu_automation_effect SET status = 'sending', claimed_by = {}, "
+                    "claim_until = {}, attempts = attempts + 1 WHERE key = {} AND "
+                    "(status = 'failed' OR (status = 'sending' "
+                    "AND (claim_until < {} OR claimed_by = {}))) RETURNING attempts",
+                    [
+                        self.worker,
+                        time_param(self.db, until),
+                        key,
+                        time_param(self.db, now),
+                        self.worker,
+                    ],
                 )
-            else:
-                await self.db.execute(
-                    "UPDATE jimu_automation_effect SET status = 'started' WHERE key = {}", [key]
+            if claimed is None:
+                row = await self.db.fetch_one(
+                    "SELECT status, result, claimed_by, claim_until "
+                    "FROM jimu_automation_effect WHERE key = {}",
+                    [key],
                 )
+                assert row is not None  # the insert found it there
+                if row["status"] == "done":
+                    return load_json(row["result"])
+                held_until = read_time(row["claim_until"]) or until
+                raise _ClaimHeld(key, str(row["claimed_by"]), held_until)
+        if int(claimed["attempts"]) > 1:
+            log.warning(
+                "run %s: effect %s sent again (attempt %s)", run.id, key, claimed["attempts"]
+            )
         result = await self._as(login, run, action.run(context, params))
         async with self.db.transaction():
             await self.db.execute(
-                "UPDATE jimu_automation_effect SET status = 'done', result = {}, done_at = {} "
-                "WHERE key = {}",
-                [dump_json(result), time_param(self.db, now), key],
+                "UPDATE jimu_automation_effect SET status = 'done', result = {}, done_at = {}, "
+                "claim_until = NULL WHERE key = {} AND status <> 'done'",
+                [dump_json(result), time_param(self.db, self.now()), key],
             )
         return result
 
@@ -1572,25 +1643,19 @@ class AutomationEngine:
         before: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs, newest first, filtered by automation, record and status."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("automation", automation),
-            ("entity", entity),
-            ("record_id", record_id),
-            ("status", status),
-        ):
-            if value is not None:
-                where.append(f"{column} = {{}}")
-                params.append(value)
-        if before is not None:
-            where.append("id < {}")
-            params.append(before)
-        suffix = f" WHERE {' AND '.join(where)}" if where else ""
+        suffix, params = newest_first(
+            [
+                ("automation", automation),
+                ("entity", entity),
+                ("record_id", record_id),
+                ("status", status),
+            ],
+            before_id=before,
+            limit=limit,
+        )
         rows = await self.db.fetch(
             "SELECT id, automation, version, entity, record_id, status, step, waiting_on, attempt, "
-            "trigger, error, started_at, updated_at, finished_at FROM jimu_automation_run"
-            f"{suffix} ORDER BY id DESC LIMIT {int(limit)}",
+            f"trigger, error, started_at, updated_at, finished_at FROM jimu_automation_run{suffix}",
             params,
         )
         return [_run_view(row) for row in rows]

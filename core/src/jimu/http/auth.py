@@ -48,7 +48,7 @@ from jimu.errors import (
     ValidationFailed,
 )
 from jimu.http.limits import RateLimiter
-from jimu.http.responses import decode_body, json_response, site_of
+from jimu.http.responses import decode_body, int_query, json_response, site_of
 
 __all__ = ["SESSION_COOKIE", "auth_router", "authenticate"]
 
@@ -422,18 +422,8 @@ async def unshare_record(
 # -- the audit log -----------------------------------------------------------
 
 
-def _int_param(request: Request[Any, Any, Any], name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed(FieldProblem(name, "must be a whole number")) from None
-
-
 def _limit(request: Request[Any, Any, Any]) -> int:
-    limit = _int_param(request, "limit") or 100
+    limit = int_query(request, "limit") or 100
     if not 1 <= limit <= 1000:
         raise ValidationFailed(FieldProblem("limit", "must be from 1 to 1000"))
     return limit
@@ -450,9 +440,9 @@ async def audit_log(request: Request[Any, Any, Any]) -> Response[bytes]:
     entries = await site_of(request).auth.audit_entries(
         action=request.query_params.get("action"),
         entity=request.query_params.get("entity"),
-        record_id=_int_param(request, "record_id"),
-        actor_id=_int_param(request, "actor_id"),
-        before_id=_int_param(request, "before"),
+        record_id=int_query(request, "record_id"),
+        actor_id=int_query(request, "actor_id"),
+        before_id=int_query(request, "before"),
         limit=_limit(request),
     )
     return json_response({"data": entries})
@@ -470,9 +460,9 @@ async def record_changes(request: Request[Any, Any, Any]) -> Response[bytes]:
     access.require_admin("audit")
     entries = await site_of(request).auth.record_changes(
         entity=request.query_params.get("entity"),
-        record_id=_int_param(request, "record_id"),
-        actor_id=_int_param(request, "actor_id"),
-        before_id=_int_param(request, "before"),
+        record_id=int_query(request, "record_id"),
+        actor_id=int_query(request, "actor_id"),
+        before_id=int_query(request, "before"),
         limit=_limit(request),
     )
     for entry in entries:

@@ -25,7 +25,7 @@ from jimu.automation.actions import SIGNATURE_HEADER, sign
 from jimu.automation.engine import AutomationEngine
 from jimu.automation.store import read_time
 from jimu.errors import FieldProblem, Unauthorized, ValidationFailed
-from jimu.http.responses import decode_body, json_response, site_of
+from jimu.http.responses import decode_body, int_query, json_response, site_of
 from jimu.meta.automations import AutomationDef
 
 __all__ = ["automation_router", "engine_of"]
@@ -52,16 +52,6 @@ def _view(definition: AutomationDef, version: int) -> dict[str, Any]:
     if "secret" in view.get("trigger", {}):
         view["trigger"]["secret"] = "********"  # never handed out again
     return view
-
-
-def _int_query(request: Request[Any, Any, Any], name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed.field(name, f"{raw!r} is not a whole number") from None
 
 
 # -- definitions ---------------------------------------------------------------------
@@ -191,16 +181,16 @@ async def list_runs(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Runs, newest first; filter by automation, entity, record_id, status; page with before."""
     current_access().require_admin("automations")
     query = request.query_params
-    given = _int_query(request, "limit")
+    given = int_query(request, "limit")
     limit = 50 if given is None else given
     if not 1 <= limit <= 500:
         raise ValidationFailed.field("limit", "must be from 1 to 500")
     runs = await engine_of(request).runs(
         automation=query.get("automation"),
         entity=query.get("entity"),
-        record_id=_int_query(request, "record_id"),
+        record_id=int_query(request, "record_id"),
         status=query.get("status"),
-        before=_int_query(request, "before"),
+        before=int_query(request, "before"),
         limit=limit,
     )
     return json_response({"data": runs})
@@ -217,7 +207,7 @@ async def get_run(request: Request[Any, Any, Any], run_id: FromPath[int]) -> Res
 async def explain(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
     """Why a record would or would not start an automation now, and its runs so far."""
     current_access().require_admin("automations")
-    record_id = _int_query(request, "record_id")
+    record_id = int_query(request, "record_id")
     if record_id is None:
         raise ValidationFailed.field("record_id", "give the record's id")
     return json_response(await engine_of(request).explain(name, record_id))
@@ -232,7 +222,7 @@ async def inbox(request: Request[Any, Any, Any]) -> Response[bytes]:
     from jimu.auth import current_actor
 
     actor = current_actor()
-    user_id = actor.id if actor.kind in ("user", "token") else _int_query(request, "user_id")
+    user_id = actor.id if actor.kind in ("user", "token") else int_query(request, "user_id")
     if user_id is None:
         raise ValidationFailed.field("user_id", "give the user whose inbox to read")
     site = site_of(request)

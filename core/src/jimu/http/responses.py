@@ -10,6 +10,7 @@ from urllib.parse import quote, unquote
 import msgspec
 from litestar import Request, Response
 
+from jimu.errors import FieldProblem, ValidationFailed
 from jimu.store.records import invalid_input
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ __all__ = [
     "content_disposition",
     "decode_body",
     "header_filename",
+    "int_query",
     "json_response",
     "site_of",
 ]
@@ -39,6 +41,17 @@ def json_response(
     return Response(
         content=_encoder.encode(content), status_code=status, media_type=JSON, headers=headers
     )
+
+
+def int_query(request: Request[Any, Any, Any], name: str) -> int | None:
+    """The whole-number query parameter ``name`` (``None`` if absent; 422 naming it if not one)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed(FieldProblem(name, f"{raw!r} is not a whole number")) from None
 
 
 def site_of(request: Request[Any, Any, Any]) -> Site:

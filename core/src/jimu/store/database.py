@@ -32,7 +32,7 @@ from piccolo.engine.sqlite import SQLiteEngine
 from jimu.errors import SiteError
 from jimu.fields import Dialect
 
-__all__ = ["Database", "Row", "render"]
+__all__ = ["Database", "Row", "newest_first", "render"]
 
 Row = dict[str, Any]
 
@@ -63,6 +63,27 @@ def render(sql: str, dialect: Dialect) -> str:
         _RENDERED.clear()
     _RENDERED[key] = rendered
     return rendered
+
+
+def newest_first(
+    equal: Iterable[tuple[str, Any]], *, before_id: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    """``WHERE ... ORDER BY id DESC LIMIT n`` and its parameters for reading a log table.
+
+    ``equal`` pairs a column with a value; pairs whose value is ``None`` are
+    left out. ``before_id`` pages on: only rows older than the last one seen.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in equal:
+        if value is not None:
+            where.append(f"{column} = {{}}")
+            params.append(value)
+    if before_id is not None:
+        where.append("id < {}")
+        params.append(before_id)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"{clause} ORDER BY id DESC LIMIT {int(limit)}", params
 
 
 def _safe_url(url: str) -> str:
