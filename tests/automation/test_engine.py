@@ -12,6 +12,7 @@ import pytest
 
 from jimu.automation.clock import ManualClock
 from jimu.automation.seeds import SEED_JOURNEYS
+from jimu.automation.store import read_time, time_param
 from tests.automation.gateway import Gateway, gateway
 from tests.automation.helpers import automation, new_store, open_engine, run
 
@@ -70,6 +71,99 @@ def test_waits_until_a_date_field_and_exits_when_paid(
                 "exited",
             )
             assert len(set(sms.keys())) == 4
+        finally:
+            await site.close()
+
+    run(scenario())
+
+
+ONE_SMS = {
+    "name": "order_sms",
+    "trigger": {"kind": "created", "entity": "shop_order"},
+    "steps": [
+        {
+            "id": "sms",
+            "kind": "action",
+            "action": "send_message",
+            "params": {
+                "channel": "sms",
+                "to": "{{ record.customer }}",
+                "body": "hi {{ record.id }}",
+            },
+        }
+    ],
+}
+
+
+def test_a_claimed_send_is_never_repeated_and_an_abandoned_claim_is_resent_with_its_key(
+    tmp_path: Path, database_url: str | None, sms: Gateway
+) -> None:
+    """A second attempt at a message waits while another attempt holds the claim to send it.
+
+    Two orders' messages are claimed by another (simulated) worker as if it
+    were sending them. One of those attempts records its message done: the run
+    then finishes without sending anything itself. The other attempt never
+    comes back (its worker died): once its claim runs out, the message goes out
+    again under the same Idempotency-Key, once.
+    """
+    site = new_store(tmp_path / "shop", database_url, settings=settings(sms))
+
+    async def scenario() -> None:
+        clock = ManualClock(dt.datetime.now(dt.UTC))
+        engine = await open_engine(site, clock)
+        db = site.db
+        try:
+            await engine.save(automation(ONE_SMS))
+            customer = await site.records.create("customer", {"nickname": "Li"})
+            finished, abandoned = [
+                (await site.records.create("shop_order", {"customer": customer["id"]}))["id"]
+                for _ in range(2)
+            ]
+            await engine.dispatch()
+            runs = {r["record_id"]: r["id"] for r in await engine.runs(automation="order_sms")}
+            claim_until = clock() + dt.timedelta(minutes=1)
+            for order in (finished, abandoned):
+                await db.execute(
+                    "INSERT INTO jimu_automation_effect (key, run_id, step, status, created_at, "
+                    "claimed_by, claim_until, attempts) VALUES ({}, {}, 'sms', 'sending', {}, "
+                    "'elsewhere:1:x', {}, 1)",
+                    [
+                        f"{runs[order]}:sms",
+                        runs[order],
+                        time_param(db, clock()),
+                        time_param(db, claim_until),
+                    ],
+                )
+            for order in (finished, abandoned):
+                assert await engine.advance(runs[order]) == "running"  # held, not sent
+            assert sms.received == []
+            leases = await db.fetch(
+                "SELECT lease_owner, lease_until FROM jimu_automation_run ORDER BY id"
+            )
+            assert {read_time(row["lease_until"]) for row in leases} == {claim_until}
+            await engine.settle()  # nothing is due before the claims run out
+            assert sms.received == []
+
+            await db.execute(  # the other attempt at the first message got through
+                "UPDATE jimu_automation_effect SET status = 'done', result = {} WHERE key = {}",
+                ['{"sent_by": "elsewhere"}', f"{runs[finished]}:sms"],
+            )
+            clock.advance(minutes=1, seconds=1)
+            await engine.settle()
+            assert [r["status"] for r in await engine.runs(automation="order_sms")] == [
+                "done",
+                "done",
+            ]
+            assert sms.keys() == [f"{site.config.name}:{runs[abandoned]}:sms"]
+            assert sms.bodies()[0]["text"] == f"hi {abandoned}"
+            effects = await db.fetch(
+                "SELECT key, status, attempts FROM jimu_automation_effect ORDER BY key"
+            )
+            assert sorted((e["key"], e["status"], e["attempts"]) for e in effects) == sorted(
+                [(f"{runs[finished]}:sms", "done", 1), (f"{runs[abandoned]}:sms", "done", 2)]
+            )
+            detail = await engine.run_detail(runs[finished])
+            assert detail["steps"][-1]["output"] == {"sent_by": "elsewhere"}
         finally:
             await site.close()
 

@@ -128,7 +128,10 @@ def _ddl(db: Database) -> list[str]:
         " status TEXT NOT NULL,"
         f" result {json_type},"
         f" created_at {stamp} NOT NULL,"
-        f" done_at {stamp})",
+        f" done_at {stamp},"
+        " claimed_by TEXT,"
+        f" claim_until {stamp},"
+        " attempts INTEGER NOT NULL DEFAULT 0)",
         "CREATE TABLE IF NOT EXISTS jimu_schedule ("
         " automation TEXT PRIMARY KEY,"
         f" last_fired {stamp} NOT NULL)",
