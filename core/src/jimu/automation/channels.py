@@ -154,7 +154,7 @@ class EmailChannel(Channel):
             await asyncio.to_thread(deliver)
         except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
             raise ActionRetry(f"SMTP server {config['host']}: {exc}") from exc
-        return {"message_id": email["Message-ID"]}
+        return {"message_id": str(email["Message-ID"])}
 
 
 class HttpChannel(Channel):
