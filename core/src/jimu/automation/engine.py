@@ -40,6 +40,7 @@ import msgspec
 from croniter import croniter
 
 from jimu.automation.clock import Clock, system_clock
+from jimu.automation.matching import GuardIndex
 from jimu.automation.registry import (
     ActionContext,
     ActionDeferred,
@@ -200,6 +201,7 @@ class AutomationEngine:
         self._active: list[_Compiled] = []
         self._active_stamp: Any = None
         self._record_index: dict[tuple[str, str], list[_Compiled]] = {}
+        self._record_guards: dict[tuple[str, str], GuardIndex[_Compiled]] = {}
         self._event_index: dict[str, list[_Compiled]] = {}
         self._date_index: dict[str, list[_Compiled]] = {}
 
@@ -402,6 +404,10 @@ class AutomationEngine:
                 events.setdefault(kind.event, []).append(compiled)
         self._active, self._active_stamp = active, stamp
         self._record_index, self._event_index, self._date_index = records, events, dates
+        self._record_guards = {
+            key: GuardIndex([(c, c.definition.condition) for c in group])
+            for key, group in records.items()
+        }
         return active
 
     # -- the outbox -------------------------------------------------------------------
@@ -454,11 +460,14 @@ class AutomationEngine:
                 await self._match_custom(event_id, kind[6:], entity, record_id, payload, now)
                 continue
             record = payload if kind == "deleted" else records.get((entity, record_id))
-            for compiled in self._record_index.get((entity, kind), ()):
+            guards = self._record_guards.get((entity, kind))
+            # no record: deleted since, nothing to run about; else only the automations
+            # whose leading equality the record satisfies can have a true condition
+            candidates = guards.candidates(record) if guards and record is not None else ()
+            for compiled in candidates:
+                assert record is not None
                 if kind == "updated" and not _changes_match(compiled.definition, payload):
                     continue
-                if record is None:
-                    continue  # deleted since: nothing to run about
                 if compiled.condition is not None and not self._holds(compiled.condition, record):
                     continue
                 await self._start_run(
@@ -581,7 +590,7 @@ class AutomationEngine:
 
     def _holds(self, rule: CompiledRule, data: Mapping[str, Any]) -> bool:
         try:
-            return truthy(rule.evaluate(dict(data)))
+            return truthy(rule.evaluate(data if type(data) is dict else dict(data)))
         except RuleError as exc:
             log.warning("automation rule failed on %s: %s", data.get("id"), exc)
             return False
