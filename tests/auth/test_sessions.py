@@ -208,3 +208,22 @@ def test_only_super_users_make_super_users(app: tuple[TestClient[Any], Site]) ->
         == 403
     )
     assert boss.get("/api/v1/meta/roles").status_code == 403  # users right, not roles
+
+
+def test_a_browser_is_sent_to_the_sign_in_page_and_back(app: tuple[TestClient[Any], Site]) -> None:
+    admin, _ = app
+    browser = _browser(admin)
+    page = browser.get("/login")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "/api/v1/auth/login" in page.text
+    sent = browser.get(
+        "/api/v1/records/customer?limit=5",
+        headers={"Accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/login?next=%2Fapi%2Fv1%2Frecords%2Fcustomer%3Flimit%3D5"
+    # an API client (no text/html) gets the problem, not a page
+    assert browser.get("/api/v1/records/customer").status_code == 401
+    assert _sign_in(browser).status_code == 200
+    assert browser.get("/api/v1/records/customer?limit=5").status_code == 200

@@ -62,6 +62,7 @@ async def index(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "entities": "/api/v1/meta/entities",
         "records": {name: f"/api/v1/records/{name}" for name in sorted(site.entities)},
         "openapi": "/schema",
+        "login": "/login",
         "health": "/healthz",
     }
 
@@ -91,7 +92,7 @@ def create_app(site: Site | Path | str, *, debug: bool = False) -> Litestar:
 
     route_handlers: list[Any] = [
         api_router(),
-        auth_router(),
+        *auth_router(),
         io_router(),
         files_router(),
         forms_router(),

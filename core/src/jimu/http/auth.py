@@ -30,10 +30,12 @@ import hmac
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import FromPath
+from litestar.response import Redirect
 
 from jimu.auth.access import Access
 from jimu.auth.context import Actor, act_for_request, current_access, current_actor
@@ -68,7 +70,7 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
     return given[:100] if given else uuid.uuid4().hex
 
 
-async def authenticate(request: Request[Any, Any, Any]) -> None:
+async def authenticate(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """Set the actor and access of ``request`` from its token or session (before the handler).
 
     Public handlers (``opt={"public": True}``) run as the anonymous
@@ -86,7 +88,7 @@ async def authenticate(request: Request[Any, Any, Any]) -> None:
         act_for_request(
             Actor(kind="public", name="anonymous", ip=ip, request_id=request_id), Access(site)
         )
-        return
+        return None
     if header:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
@@ -116,11 +118,16 @@ async def authenticate(request: Request[Any, Any, Any]) -> None:
         )
         request.state.session = session
     else:
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            # a person's browser: to the sign-in page, and back here afterwards
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return Redirect(f"/login?{urlencode({'next': target})}", status_code=303)
         raise Unauthorized(
             "sign in (POST /api/v1/auth/login) or send an API token as 'Authorization: Bearer ...'"
         )
     request.state.user = access.user
     act_for_request(actor, access)
+    return None
 
 
 def _user_view(user: User) -> dict[str, Any]:
@@ -167,6 +174,45 @@ async def login(request: Request[Any, Any, Any]) -> Response[bytes]:
         path="/",
     )
     return response
+
+
+_LOGIN_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · 登录 — Jimu</title>
+<style>
+body{font-family:system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;background:#f5f6f8}
+form{background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:min(20rem,90vw)}
+label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box}
+button{margin-top:1.2rem;width:100%;padding:.6rem}#error{color:#b00020;min-height:1.2em}
+</style></head><body>
+<form id="f"><h1>Jimu 积木</h1>
+<label for="login">Login · 账号</label><input id="login" autocomplete="username" required>
+<label for="password">Password · 密码</label>
+<input id="password" type="password" autocomplete="current-password" required>
+<button>Sign in · 登录</button><p id="error" role="alert"></p></form>
+<script>
+document.getElementById("f").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetch("/api/v1/auth/login", {method: "POST",
+    headers: {"content-type": "application/json"},
+    body: JSON.stringify({login: document.getElementById("login").value,
+                          password: document.getElementById("password").value})});
+  if (response.ok) {
+    const next = new URLSearchParams(location.search).get("next") || "/";
+    location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+  } else {
+    document.getElementById("error").textContent = (await response.json()).detail;
+  }
+});
+</script></body></html>
+"""
+
+
+@get("/login", opt={"public": True}, include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any]) -> Response[str]:
+    """A plain sign-in page for a browser (the web UI will have its own)."""
+    return Response(content=_LOGIN_PAGE, media_type="text/html; charset=utf-8")
 
 
 @post("/auth/logout")
@@ -478,29 +524,32 @@ def _visible_changes(access: Access, entity: str, changes: Any) -> Any:
     return access.visible(entity, changes)
 
 
-def auth_router() -> Router:
-    """The sign-in, token, user, role, share and audit routes under ``/api/v1``."""
-    return Router(
-        path="/api/v1",
-        route_handlers=[
-            login,
-            logout,
-            me,
-            list_tokens,
-            create_token,
-            revoke_token,
-            list_users,
-            add_user,
-            get_user,
-            update_user,
-            list_roles,
-            create_role,
-            get_role,
-            replace_role,
-            delete_role,
-            share_record,
-            unshare_record,
-            audit_log,
-            record_changes,
-        ],
-    )
+def auth_router() -> list[Any]:
+    """The sign-in page, and the sign-in, token, user, role, share and audit routes."""
+    return [
+        login_page,
+        Router(
+            path="/api/v1",
+            route_handlers=[
+                login,
+                logout,
+                me,
+                list_tokens,
+                create_token,
+                revoke_token,
+                list_users,
+                add_user,
+                get_user,
+                update_user,
+                list_roles,
+                create_role,
+                get_role,
+                replace_role,
+                delete_role,
+                share_record,
+                unshare_record,
+                audit_log,
+                record_changes,
+            ],
+        ),
+    ]
