@@ -225,7 +225,8 @@ def test_site_toml_keys_are_checked_per_section(tmp_path: Path) -> None:
     text = path.read_text()
     path.write_text(text.replace("[api]\n", "[api]\nname = 'sneaky'\n"))
     with pytest.raises(
-        SiteError, match=r"unknown key 'name' in \[api\] \(known: bulk_limit, max_body_bytes\)"
+        SiteError,
+        match=r"unknown key 'name' in \[api\] \(known: bulk_limit, max_body_bytes, count_reuse_seconds\)",
     ):
         Site.load(tmp_path / "s")
     path.write_text(text.replace("[database]\n", "[database]\npasword = 'x'\n"))

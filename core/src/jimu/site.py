@@ -59,6 +59,8 @@ class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     currency: str = "CNY"
     bulk_limit: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
+    #: Seconds a list's capped total is reused (0: count every request).
+    count_reuse_seconds: float = 2.0
 
     def to_toml(self) -> dict[str, Any]:
         """The TOML document of this configuration, grouped for people to read."""
@@ -73,7 +75,11 @@ class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "database": {"url": self.database_url},
             "broker": {"url": self.broker_url},
             "plugins": {"enabled": self.plugins, "settings": self.plugin_settings},
-            "api": {"bulk_limit": self.bulk_limit, "max_body_bytes": self.max_body_bytes},
+            "api": {
+                "bulk_limit": self.bulk_limit,
+                "max_body_bytes": self.max_body_bytes,
+                "count_reuse_seconds": self.count_reuse_seconds,
+            },
         }
 
     @classmethod
@@ -84,7 +90,7 @@ class SiteConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "database": {"url": "database_url"},
             "broker": {"url": "broker_url"},
             "plugins": {"enabled": "plugins", "settings": "plugin_settings"},
-            "api": {k: k for k in ("bulk_limit", "max_body_bytes")},
+            "api": {k: k for k in ("bulk_limit", "max_body_bytes", "count_reuse_seconds")},
         }
         flat: dict[str, Any] = {}
         for section, values in document.items():

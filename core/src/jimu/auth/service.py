@@ -104,11 +104,19 @@ class Auth:
     lockout_seconds = 15 * 60
     #: How long a session lives (seconds).
     session_seconds = 12 * 60 * 60
+    #: How stale this process's view of users, roles, shares, tokens and sessions may be
+    #: (seconds): another process's revocation takes effect here within this time.
+    sync_seconds = 0.5
 
     def __init__(self, site: Site) -> None:
         self.site = site
         self._access_cache: dict[tuple[int, frozenset[str] | None], Access] = {}
+        #: secret hash -> the token's user and facts, for tokens that passed their checks
+        self._tokens: dict[str, tuple[User, TokenInfo]] = {}
+        #: session key hash -> the live session
+        self._sessions: dict[str, Session] = {}
         self._version = -1
+        self._synced_at = 0.0
 
     @property
     def db(self) -> Any:
@@ -123,19 +131,31 @@ class Auth:
     # -- cache invalidation across processes -----------------------------
 
     async def _sync_version(self) -> None:
+        """Drop what this process keeps if any process changed users, roles, shares,
+        tokens or sessions (checked at most every :attr:`sync_seconds`)."""
+        now = time.monotonic()
+        if now - self._synced_at < self.sync_seconds:
+            return
         row = await self.db.fetch_one("SELECT value FROM jimu_counter WHERE key = 'jimu.auth'")
         version = int(row["value"]) if row else 0
         if version != self._version:
-            self._access_cache.clear()
+            self._forget()
             self._version = version
+        self._synced_at = now
+
+    def _forget(self) -> None:
+        self._access_cache.clear()
+        self._tokens.clear()
+        self._sessions.clear()
 
     async def _bump(self) -> None:
-        """Note a change of users, roles or shares: every process rebuilds its accesses."""
+        """Note a change of users, roles, shares, tokens or sessions: every process forgets
+        what it kept of them."""
         await self.db.execute(
             "INSERT INTO jimu_counter (key, value) VALUES ('jimu.auth', 1) "
             "ON CONFLICT (key) DO UPDATE SET value = jimu_counter.value + 1"
         )
-        self._access_cache.clear()
+        self._forget()
 
     # -- audit -----------------------------------------------------------
 
@@ -593,9 +613,16 @@ class Auth:
 
     async def session(self, key: str) -> Session:
         """The live session behind a cookie value; :class:`Unauthorized` otherwise."""
+        await self._sync_version()
+        hashed = _hash_secret(key)
+        kept = self._sessions.get(hashed)
+        if kept is not None:
+            if kept.expires_at > time.time():
+                return kept
+            del self._sessions[hashed]
         row = await self.db.fetch_one(
             "SELECT user_id, csrf, expires_at, revoked_at FROM jimu_session WHERE key_hash = {}",
-            [_hash_secret(key)],
+            [hashed],
         )
         if row is None or row["revoked_at"] is not None:
             raise Unauthorized("your session has ended: sign in again")
@@ -604,15 +631,21 @@ class Auth:
         user = await self.get_user(int(row["user_id"]))
         if not user.active:
             raise Unauthorized("this account is disabled")
-        return Session(user=user, csrf=row["csrf"], expires_at=float(row["expires_at"]))
+        session = Session(user=user, csrf=row["csrf"], expires_at=float(row["expires_at"]))
+        if len(self._sessions) > 10_000:
+            self._sessions.clear()
+        self._sessions[hashed] = session
+        return session
 
     async def logout(self, key: str) -> None:
         """End a session: its cookie no longer works, wherever it was copied to."""
-        await self.db.execute(
-            "UPDATE jimu_session SET revoked_at = {} WHERE key_hash = {} AND revoked_at IS NULL",
-            [time.time(), _hash_secret(key)],
-        )
-        await self.audit("logout")
+        async with self.db.transaction():
+            await self.db.execute(
+                "UPDATE jimu_session SET revoked_at = {} WHERE key_hash = {} AND revoked_at IS NULL",
+                [time.time(), _hash_secret(key)],
+            )
+            await self.audit("logout")
+            await self._bump()
 
     # -- API tokens ------------------------------------------------------
 
@@ -726,18 +759,32 @@ class Auth:
                 [time.time(), token_id],
             )
             await self.audit("token.revoked", detail={"token_id": token_id, "name": info.name})
+            await self._bump()
 
     async def authenticate_token(self, secret: str) -> tuple[User, TokenInfo]:
         """The user and token behind a bearer secret; :class:`Unauthorized` otherwise."""
+        await self._sync_version()
+        hashed = _hash_secret(secret)
+        now = time.time()
+        kept = self._tokens.get(hashed)
+        if kept is not None:
+            user, info = kept
+            if info.expires_at is None or info.expires_at > now:
+                if info.last_used_at is None or now - info.last_used_at > 60:
+                    await self.db.execute(
+                        "UPDATE jimu_token SET last_used_at = {} WHERE id = {}", [now, info.id]
+                    )
+                    self._tokens[hashed] = (user, msgspec.structs.replace(info, last_used_at=now))
+                return kept
+            del self._tokens[hashed]
         row = await self.db.fetch_one(
             "SELECT id, user_id, name, prefix, scopes, created_at, expires_at, revoked_at, "
             "last_used_at FROM jimu_token WHERE key_hash = {}",
-            [_hash_secret(secret)],
+            [hashed],
         )
         if row is None:
             raise Unauthorized("unknown API token")
         info = self._token_info(row)
-        now = time.time()
         if info.revoked_at is not None:
             raise Unauthorized("this API token was revoked")
         if info.expires_at is not None and info.expires_at <= now:
@@ -749,6 +796,10 @@ class Auth:
             await self.db.execute(
                 "UPDATE jimu_token SET last_used_at = {} WHERE id = {}", [now, info.id]
             )
+            info = msgspec.structs.replace(info, last_used_at=now)
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[hashed] = (user, info)
         return user, info
 
     # -- reading the audit log -------------------------------------------

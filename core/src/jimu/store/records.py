@@ -56,8 +56,6 @@ __all__ = ["EntityRuntime", "ListQuery", "Page", "RecordRepository", "SortKey"]
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 COUNT_CAP = 10_000
-#: How long a capped total is reused for the same list (see ``RecordRepository._count``).
-COUNT_REUSE_SECONDS = 2.0
 
 _AT_PATH = re.compile(r" - at `\$(?:\[(\d+)\])?\.?([A-Za-z0-9_.\[\]]*)`$")
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
@@ -1405,13 +1403,14 @@ class RecordRepository:
             )
             return {"total": int(row["n"]) if row else 0, "total_exact": True}
         # A list screen asks for the same capped total with every page and every
-        # refresh; it is reused for COUNT_REUSE_SECONDS unless this process wrote to
-        # the entity since (another process's writes show within that time).
+        # refresh; it is reused for ``[api] count_reuse_seconds`` unless this process
+        # wrote to the entity since (another process's writes show within that time).
         key = (rt.name, condition, repr(params))
         writes = self._writes.get(rt.name, 0)
         now = time.monotonic()
         cached = self._counts.get(key)
-        if cached is not None and cached[0] == writes and now - cached[1] < COUNT_REUSE_SECONDS:
+        reuse = self.site.config.count_reuse_seconds
+        if cached is not None and cached[0] == writes and now - cached[1] < reuse:
             return dict(cached[2])
         row = await self.db.fetch_one(
             f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {rt.quoted}{condition} LIMIT {COUNT_CAP + 1}) AS capped",
@@ -1419,7 +1418,7 @@ class RecordRepository:
         )
         total = int(row["n"]) if row else 0
         counted = {"total": min(total, COUNT_CAP), "total_exact": total <= COUNT_CAP}
-        if not self.db.in_transaction:  # an uncommitted count may yet roll back
+        if reuse > 0 and not self.db.in_transaction:  # an uncommitted count may roll back
             if len(self._counts) >= 1000:
                 self._counts.clear()
             self._counts[key] = (writes, now, counted)
