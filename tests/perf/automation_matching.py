@@ -4,8 +4,8 @@ Run: ``python -m tests.perf.automation_matching --scale 0.1`` (1.0 = 100,000 eve
 
 A store with 10,000 customers gets 100,000 record events in its outbox (half
 ``created``, half ``updated`` with field changes) and 200 enabled automations
-on those events, each with a condition (city and score; about 1% of events
-start a run). The outbox is dispatched:
+on those events, each with a condition (city and score; about one event in
+ten starts a run). The outbox is dispatched:
 
 * embedded: one process on SQLite (:meth:`AutomationEngine.dispatch` in a loop);
 * with 2 workers: two processes on PostgreSQL dispatching concurrently (each
