@@ -179,6 +179,16 @@ def test_bad_step_parameters(client: Any) -> None:
     data = unpaid()
     data["steps"][0]["offset"] = "a while"
     assert _problem(client, data)["field"] == "steps[0].offset"
+    data = unpaid()
+    data["steps"][1] = {
+        "id": "remind",
+        "kind": "action",
+        "action": "call_webhook",
+        "params": {"url": "http://127.0.0.1:9/hook", "timeout": 600},
+    }
+    problem = _problem(client, data)
+    assert problem["field"] == "steps[1].params.timeout"
+    assert "from 1 to 60" in problem["reason"]
 
 
 def test_malformed_body_is_a_400_and_unknown_keys_a_422(client: Any) -> None:

@@ -484,11 +484,15 @@ def _quiet_until(context: ActionContext, start: str, end: str) -> dt.datetime | 
     return dt.datetime.combine(day, finish, tzinfo=zone).astimezone(dt.UTC)
 
 
+#: The longest a webhook call may wait for its answer (seconds), well inside an effect's claim.
+MAX_WEBHOOK_TIMEOUT = 60
+
+
 class CallWebhook(Action):
     """POST (or PUT) JSON to a URL, signed with HMAC-SHA256, retried with back-off.
 
     ``{"url": "https://erp.example/hook", "body": {"order": "{{ order.id }}"},
-    "secret": "...", "retries": 4}``. The request carries ``X-Jimu-Signature:
+    "secret": "...", "retries": 4, "timeout": 10}``. The request carries ``X-Jimu-Signature:
     sha256=<hex>`` (over the exact body) and ``Idempotency-Key`` (the same on
     every attempt). A 5xx answer or a network error is retried; a 4xx fails
     the step.
@@ -507,6 +511,18 @@ class CallWebhook(Action):
         retries = params.get("retries", 4)
         if not isinstance(retries, int) or not 0 <= retries <= 10:
             raise ParamProblem("params.retries", "a whole number from 0 to 10")
+        # a call must end well inside the claim on its effect (the engine's lease), or a
+        # second attempt could take the claim over while the first still waits
+        timeout = params.get("timeout", 10)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 1 <= timeout <= MAX_WEBHOOK_TIMEOUT
+        ):
+            raise ParamProblem(
+                "params.timeout",
+                f"seconds to wait for an answer, from 1 to {MAX_WEBHOOK_TIMEOUT}",
+            )
 
     async def run(self, context: ActionContext, params: dict[str, Any]) -> Any:
         body = dump_json(params.get("body", {})).encode()
