@@ -849,11 +849,12 @@ class _Run:
 
     def duplicates(self, rows: list[_Row]) -> None:
         for name, seen in self.seen.items():
+            as_is = self.python_types.get(name) is None  # text and ids: compared as parsed
             for row in rows:
                 value = row.values.get(name)
                 if value is None:
                     continue
-                typed = self.typed(name, value)
+                typed = value if as_is else self.typed(name, value)
                 marker = typed if typed is not None else value
                 try:
                     first = seen.setdefault(marker, row.number)
