@@ -3,13 +3,17 @@
 Datetimes are stored in UTC: on PostgreSQL as ``TIMESTAMPTZ``, on SQLite as
 fixed-width text (``2024-03-01 08:30:00.000000+00:00``). PostgreSQL converts
 with ``AT TIME ZONE``. SQLite knows no time zones, so the zone's UTC offsets
-are read from the time-zone database once and compiled into the query: a
-constant shift for a zone without transitions in sight, otherwise a search
-over the zone's transitions (a balanced tree of comparisons with the newest
-offset tested first), so daylight saving time and old offsets stay right.
+are read from the time-zone database once and compiled into the query: one
+constant offset when the zone has no change inside the range the query reads,
+otherwise the newest offset tested first (one text comparison per row) and a
+balanced tree of comparisons over the older changes, so daylight saving time
+and old offsets stay right.
 
-Buckets come back from SQL as local dates (hour buckets: local wall-clock
-hours); :func:`bucket_key` turns either dialect's value into the same Python
+PostgreSQL returns buckets as local dates (hour buckets: local wall-clock
+hours). SQLite returns integer codes, which group and sort faster than text
+and are mostly integer arithmetic on ``unixepoch``: hours, days or weeks since
+0001-01-01 in local time, ``yyyymm`` for months and quarters, ``yyyy`` for
+years. :func:`bucket_key` turns either dialect's value into the same Python
 key, :func:`bucket_series` lists every bucket of a range so empty ones can be
 filled, and weeks start on Monday everywhere.
 """
@@ -84,27 +88,42 @@ def _sqlite_text(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _sqlite_local(column: str, timezone: str, leaf: Callable[[str, str], str]) -> str:
-    """``leaf(moment, modifiers)`` of a stored UTC datetime in the zone's wall clock.
+#: Seconds from 0001-01-01 (a Monday, Python's ordinal day 1) to 1970-01-01.
+_EPOCH_FROM_YEAR_ONE = (dt.date(1970, 1, 1).toordinal() - 1) * 86400
 
-    ``moment`` is the stored text cut to seconds, ``modifiers`` the SQLite date
-    modifiers (``, '+28800 seconds'``) shifting it to local time; ``leaf`` puts
-    them in a date function, so the shift costs nothing beyond that call.
+
+def _sqlite_local(
+    column: str,
+    timezone: str,
+    leaf: Callable[[str, int], str],
+    within: tuple[dt.datetime, dt.datetime] | None = None,
+) -> str:
+    """``leaf(column, offset)`` of a stored UTC datetime, ``offset`` seconds being the
+    zone's UTC offset at that moment.
+
+    A zone whose offset never changes inside ``within`` (the UTC range the query
+    reads, when the report's parameters bound it) or since its last change (the
+    newest offset tested first, one text comparison per row) costs one
+    expression; older moments go through a balanced tree of comparisons over
+    the zone's changes.
     """
     first, changes = local_transitions(timezone)
-    moment = f"substr({column}, 1, 19)"
-
-    def shifted(seconds: int) -> str:
-        return leaf(moment, f", '{seconds:+d} seconds'" if seconds else "")
-
-    if not changes:
-        return shifted(first)
-    # segments: [(start or None, offset)], searched as a balanced tree
+    # segments: [(start or None, offset)], each until the next one's start
     segments: list[tuple[dt.datetime | None, int]] = [(None, first), *changes]
+    if within is not None:
+        low, high = within
+        ends: list[dt.datetime | None] = [start for start, _ in segments[1:]] + [None]
+        segments = [
+            (start, offset)
+            for (start, offset), end in zip(segments, ends, strict=True)
+            if (start is None or start < high) and (end is None or end > low)
+        ] or segments[-1:]
+    if len(segments) == 1:
+        return leaf(column, segments[0][1])
 
     def tree(low: int, high: int) -> str:  # segments[low:high], at least one
         if high - low == 1:
-            return shifted(segments[low][1])
+            return leaf(column, segments[low][1])
         middle = (low + high) // 2
         start = segments[middle][0]
         assert start is not None
@@ -116,30 +135,56 @@ def _sqlite_local(column: str, timezone: str, leaf: Callable[[str, str], str]) -
     newest_start, newest_offset = segments[-1]
     assert newest_start is not None
     return (
-        f"CASE WHEN {column} >= '{_sqlite_text(newest_start)}' THEN {shifted(newest_offset)} "
+        f"CASE WHEN {column} >= '{_sqlite_text(newest_start)}' THEN {leaf(column, newest_offset)} "
         f"ELSE {tree(0, len(segments) - 1)} END"
     )
 
 
-#: SQLite's bucket of a local moment: ``(moment, modifiers) -> SQL``.
-_SQLITE_BUCKETS: dict[str, Callable[[str, str], str]] = {
-    "hour": lambda m, mod: f"strftime('%Y-%m-%d %H:00:00', {m}{mod})",
-    "day": lambda m, mod: f"date({m}{mod})",
-    "week": lambda m, mod: f"date({m}{mod}, '-6 days', 'weekday 1')",
-    "month": lambda m, mod: f"strftime('%Y-%m-01', {m}{mod})",
-    "year": lambda m, mod: f"strftime('%Y-01-01', {m}{mod})",
-    # the first month of the quarter, looked up in a 12-entry string
-    "quarter": lambda m, mod: (
-        f"(strftime('%Y-', {m}{mod}) || substr('010101040404070707101010', "
-        f"CAST(strftime('%m', {m}{mod}) AS INTEGER) * 2 - 1, 2) || '-01')"
+def _seconds(column: str, offset: int) -> str:
+    """Local seconds since 0001-01-01 00:00 (never negative, so ``/`` floors)."""
+    return f"(unixepoch({column}) + {offset + _EPOCH_FROM_YEAR_ONE})"
+
+
+def _shifted(column: str, offset: int) -> str:
+    """``column, '+N seconds'``: the arguments of a date function for local time."""
+    return f"{column}, '{offset:+d} seconds'" if offset else column
+
+
+#: SQLite's bucket of a stored moment as an integer code, ``(column, offset) -> SQL``;
+#: :func:`bucket_key` turns a code back into the bucket's first day (or hour).
+#: Integers group and sort faster than text, and most codes are integer arithmetic
+#: on ``unixepoch`` (which also reads the stored ``+00:00``) rather than formatting.
+_SQLITE_BUCKETS: dict[str, Callable[[str, int], str]] = {
+    # local hours since 0001-01-01 00:00
+    "hour": lambda c, o: f"({_seconds(c, o)} / 3600)",
+    # days since 0001-01-01 (Python's ordinal day - 1)
+    "day": lambda c, o: f"({_seconds(c, o)} / 86400)",
+    # weeks since Monday 0001-01-01
+    "week": lambda c, o: f"({_seconds(c, o)} / 604800)",
+    # yyyymm of the month, of the quarter's first month; yyyy of the year
+    "month": lambda c, o: f"CAST(strftime('%Y%m', {_shifted(c, o)}) AS INTEGER)",
+    "quarter": lambda c, o: (
+        f"CAST(strftime('%Y', {_shifted(c, o)}) || substr('010101040404070707101010', "
+        f"CAST(strftime('%m', {_shifted(c, o)}) AS INTEGER) * 2 - 1, 2) AS INTEGER)"
     ),
+    "year": lambda c, o: f"CAST(strftime('%Y', {_shifted(c, o)}) AS INTEGER)",
 }
 
 
 def bucket_sql(
-    column: str, storage: str, bucket: str, dialect: Dialect, timezone: str
+    column: str,
+    storage: str,
+    bucket: str,
+    dialect: Dialect,
+    timezone: str,
+    within: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> tuple[str, list[Any]]:
-    """SQL (``{}`` placeholders) and parameters for the local bucket of a date/datetime column."""
+    """SQL (``{}`` placeholders) and parameters for the local bucket of a date/datetime column.
+
+    ``within``: the UTC instants ``[low, high)`` the query's conditions keep
+    (when known), so SQLite tests only the zone's offsets in that range. On
+    SQLite the bucket is an integer code; read it with :func:`bucket_key`.
+    """
     if dialect == "postgres":
         if storage == "datetime":
             local, params = f"({column} AT TIME ZONE {{}})", [timezone]
@@ -150,14 +195,32 @@ def bucket_sql(
         return f"CAST(date_trunc('{bucket}', {local}) AS DATE)", params
     leaf = _SQLITE_BUCKETS[bucket]
     if storage == "datetime":
-        return _sqlite_local(column, timezone, leaf), []
-    return leaf(column, ""), []
+        return _sqlite_local(column, timezone, leaf, within), []
+    return leaf(column, 0), []
+
+
+_YEAR_ONE = dt.datetime(1, 1, 1)
+
+
+def _decode_sqlite(code: int, bucket: str) -> BucketKey:
+    """The bucket of one of SQLite's integer codes (see ``_SQLITE_BUCKETS``)."""
+    if bucket == "hour":
+        return _YEAR_ONE + dt.timedelta(hours=code)
+    if bucket == "day":
+        return dt.date.fromordinal(code + 1)
+    if bucket == "week":
+        return dt.date.fromordinal(code * 7 + 1)
+    if bucket == "year":
+        return dt.date(code, 1, 1)
+    return dt.date(code // 100, code % 100, 1)
 
 
 def bucket_key(value: Any, bucket: str) -> BucketKey | None:
     """The Python key of a bucket as either dialect returns it."""
     if value is None:
         return None
+    if type(value) is int:  # SQLite's code
+        return _decode_sqlite(value, bucket)
     if bucket == "hour":
         if isinstance(value, dt.datetime):
             return value.replace(tzinfo=None)
