@@ -17,6 +17,7 @@ import msgspec
 from jimu.errors import FieldProblem, ValidationFailed
 from jimu.meta import Translatable, translate
 from jimu.meta.reports import ReportDef
+from jimu.reports.compiler import group_key
 from jimu.reports.kinds import KindRun, ReportKind, ResultColumn
 from jimu.reports.params import value_param
 from jimu.reports.paths import PathResolver
@@ -366,7 +367,7 @@ class RfmKind(ReportKind):
         per = (
             f"per AS (SELECT {customer.sql} AS c, MAX({time.sql}) AS last, COUNT(*) AS f, "
             f"SUM({money}) AS m FROM {run.runtime.quoted}{run.paths.join_sql()} "
-            f"WHERE {' AND '.join(conditions)} GROUP BY {customer.sql})"
+            f"WHERE {' AND '.join(conditions)} GROUP BY {group_key(customer.sql, run.dialect)})"
         )
         scored = (
             "scored AS (SELECT c, last, f, m, "

@@ -20,6 +20,7 @@ The engine (:mod:`jimu.reports.engine`) runs it and shapes the rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from jimu.reports.params import (
     check_parameter_def,
     period_start_param,
     range_condition,
+    utc_day_start,
     value_param,
 )
 from jimu.reports.paths import FieldRef, PathResolver, quote
@@ -44,7 +46,14 @@ from jimu.store.filters import EntityScope
 if TYPE_CHECKING:
     from jimu.site import Site
 
-__all__ = ["CompiledReport", "DimensionPlan", "MeasurePlan", "check_report", "compile_report"]
+__all__ = [
+    "CompiledReport",
+    "DimensionPlan",
+    "MeasurePlan",
+    "check_report",
+    "compile_report",
+    "group_key",
+]
 
 _NAME = re.compile(NAME_PATTERN)
 _NUMERIC = ("integer", "decimal")
@@ -92,6 +101,19 @@ class CompiledReport:
     others: bool = False
     #: Fields read, per entity and use, for the permission check.
     reads: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+
+
+def group_key(sql: str, dialect: Dialect) -> str:
+    """``sql`` as a GROUP BY key that makes SQLite scan the table and sort.
+
+    Grouping by a bare column lets SQLite's planner walk that column's index
+    to skip the sort, and then read every row of the table through it: a
+    random page read per row, several times slower than one scan and a sort
+    once the table is larger than the page cache (RFM over 2,000,000 orders:
+    4.3 s against 1.8 s of CPU). The unary ``+`` leaves the value as it is and
+    hides the index from the GROUP BY; indexes still serve the WHERE clause.
+    """
+    return f"+{sql}" if dialect == "sqlite" else sql
 
 
 def _problem(where: str, reason: str) -> ValidationFailed:
@@ -388,10 +410,15 @@ class _Builder:
         for plan in self.dimensions:
             if plan.bucket is not None:
                 sql, params = bucket_sql(
-                    plan.ref.sql, plan.ref.storage, plan.bucket, self.dialect, self.timezone
+                    plan.ref.sql,
+                    plan.ref.storage,
+                    plan.bucket,
+                    self.dialect,
+                    self.timezone,
+                    self._utc_range(plan.ref.path, values),
                 )
             else:
-                sql, params = plan.ref.sql, []
+                sql, params = group_key(plan.ref.sql, self.dialect), []
             select.append(f"{sql} AS {plan.column}")
             select_params.extend(params)
         for column, (sql, params) in self.inputs.items():
@@ -502,6 +529,33 @@ class _Builder:
             reads={entity: dict(uses) for entity, uses in self.paths.reads.items()},
         )
 
+    def _utc_range(
+        self, path: str, values: dict[str, Any]
+    ) -> tuple[dt.datetime, dt.datetime] | None:
+        """The UTC instants a bound ``date_range`` parameter on ``path`` keeps (with the
+        previous period when comparing), so a bucket tests only the offsets in there."""
+        compare = self.report.compare
+        low: dt.datetime | None = None
+        high: dt.datetime | None = None
+        for parameter in self.report.parameters:
+            value = values.get(parameter.name)
+            if parameter.field != path or not isinstance(value, DateRange):
+                continue
+            ranges = [value]
+            if compare is not None and parameter.name == compare.parameter:
+                ranges.append(value.previous(compare.shift))
+            # every range is a condition ANDed in, so the rows lie in their intersection;
+            # a compared parameter is the union of its two periods
+            first = min(utc_day_start(days.start, self.timezone) for days in ranges)
+            last = max(
+                utc_day_start(days.end + dt.timedelta(days=1), self.timezone) for days in ranges
+            )
+            low = first if low is None else max(low, first)
+            high = last if high is None else min(high, last)
+        if low is None or high is None:
+            return None
+        return low, max(low, high)
+
     def _parameter_condition(self, ref: FieldRef, kind: str, value: Any) -> tuple[str, list[Any]]:
         if kind == "date_range":
             return range_condition(ref.sql, ref.storage, value, self.dialect, self.timezone)
@@ -580,7 +634,7 @@ class _Builder:
         if any(self.inputs["v" + m.column[1:]] != key_sql for m in repeat):
             return None
         cast = _float_cast(self.dialect)
-        inner = [f"v{repeat[0].column[1:]} AS k"]
+        inner = [f"{group_key('v' + repeat[0].column[1:], self.dialect)} AS k"]
         outer = []
         for measure in self.measures:
             agg = measure.definition.agg

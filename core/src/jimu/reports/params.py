@@ -22,7 +22,7 @@ from jimu.errors import FieldProblem, ValidationFailed
 from jimu.fields import Dialect
 from jimu.meta.reports import PARAMETER_TYPES, ParameterDef
 
-__all__ = ["DateRange", "bind_parameters", "range_condition", "value_param"]
+__all__ = ["DateRange", "bind_parameters", "range_condition", "utc_day_start", "value_param"]
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,8 @@ def bind_parameters(definitions: list[ParameterDef], values: Mapping[str, Any]) 
     return bound
 
 
-def _utc_start(day: dt.date, timezone: str) -> dt.datetime:
+def utc_day_start(day: dt.date, timezone: str) -> dt.datetime:
+    """The UTC instant at which local day ``day`` starts in ``timezone``."""
     return dt.datetime.combine(day, dt.time(), zoneinfo.ZoneInfo(timezone)).astimezone(dt.UTC)
 
 
@@ -178,8 +179,8 @@ def range_condition(
 ) -> tuple[str, list[Any]]:
     """``start <= column < end`` for local days (UTC instants for a datetime column)."""
     if storage == "datetime":
-        low: Any = _utc_start(days.start, timezone)
-        high: Any = _utc_start(days.end + dt.timedelta(days=1), timezone)
+        low: Any = utc_day_start(days.start, timezone)
+        high: Any = utc_day_start(days.end + dt.timedelta(days=1), timezone)
         return (
             f"({column} >= {{}} AND {column} < {{}})",
             [value_param(storage, low, dialect), value_param(storage, high, dialect)],
@@ -193,5 +194,5 @@ def range_condition(
 def period_start_param(storage: str, day: dt.date, dialect: Dialect, timezone: str) -> Any:
     """The bound value of the first instant (or day) of local day ``day``."""
     if storage == "datetime":
-        return value_param(storage, _utc_start(day, timezone), dialect)
+        return value_param(storage, utc_day_start(day, timezone), dialect)
     return value_param(storage, day, dialect)
