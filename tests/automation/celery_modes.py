@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from jimu.automation.celery_app import make_celery
 from jimu.automation.clock import CLOCK_FILE_ENV, FileClock
 from jimu.site import Site
 
@@ -41,6 +43,24 @@ def set_broker(site: Site, broker_url: str) -> None:
     site.save_config()
 
 
+def _wait_until_consuming(
+    folder: Path, broker_url: str, processes: list[subprocess.Popen[bytes]], patience: float = 60
+) -> None:
+    """Wait until every worker answers a ping (it consumes), so a test's first tasks find
+    all of them; other tests' workers on the same broker answer too and are ignored."""
+    app = make_celery(folder, broker_url)
+    wanted = {f"jimu-{process.pid}@" for process in processes}
+    deadline = time.monotonic() + patience
+    while True:
+        replies = app.control.ping(timeout=0.5)
+        names = {name.split("@")[0] + "@" for reply in replies for name in reply}
+        if wanted <= names:
+            return
+        dead = [process.pid for process in processes if process.poll() is not None]
+        assert not dead, f"worker(s) {dead} exited; see {folder}/worker*.log"
+        assert time.monotonic() < deadline, f"workers not consuming after {patience}s"
+
+
 @contextmanager
 def worker_processes(folder: Path, broker_url: str, count: int = 2) -> Iterator[Workers]:
     """Start ``count`` ``jimu worker`` processes for the site in ``folder``; stop them after."""
@@ -63,6 +83,7 @@ def worker_processes(folder: Path, broker_url: str, count: int = 2) -> Iterator[
         for index in range(count)
     ]
     try:
+        _wait_until_consuming(folder, broker_url, processes)
         yield Workers(folder=folder, broker_url=broker_url, clock=clock, processes=processes)
     finally:
         for process in processes:

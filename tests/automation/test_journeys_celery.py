@@ -4,6 +4,7 @@ and two `jimu worker` processes on PostgreSQL with Redis and with RabbitMQ."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from jimu.site import Site
 from jimu_sdk.testing import postgres_database
 from tests.automation.celery_modes import Workers, set_broker, worker_processes
 from tests.automation.gateway import Gateway, gateway
-from tests.automation.helpers import new_store, open_engine, run
+from tests.automation.helpers import automation, new_store, open_engine, run
 from tests.automation.journeys import SCENARIOS, Driver
 
 BROKERS = {
@@ -113,19 +114,71 @@ def test_seed_journey_distributed(distributed: Workers, sms: Gateway, name: str)
     assert all(process.poll() is None for process in distributed.processes)
 
 
-def test_two_workers_shared_the_work(distributed: Workers) -> None:
-    """Both worker processes executed steps of this module's journeys (the run log names them)."""
+def test_two_workers_shared_the_work(distributed: Workers, sms: Gateway) -> None:
+    """Both worker processes execute runs at the same time (the run log names them).
 
-    async def workers_seen() -> set[str]:
-        site = Site.load(distributed.folder)
-        await site.open()
+    The gateway holds the first SMS request until a second one is in flight:
+    a worker sends one request at a time, so the second comes from the other
+    worker, or the barrier times out and the test fails. No timing luck.
+    """
+    producer = make_celery(distributed.folder, distributed.broker_url)
+    both_sending = threading.Barrier(2, timeout=30)
+    held = [0]
+    lock = threading.Lock()
+
+    def hold_until_both_send(request: dict[str, Any]) -> None:
+        with lock:
+            held[0] += 1
+            mine = held[0]
+        if mine <= 2:
+            both_sending.wait()
+
+    async def scenario() -> set[str]:
+        site, engine = await _open(distributed)
         try:
-            rows = await site.db.fetch(
-                "SELECT DISTINCT worker FROM jimu_automation_step WHERE worker IS NOT NULL"
+            for definition, _ in await engine.definitions():
+                await engine.delete(definition.name)
+            await engine.save(automation(PARALLEL_SMS))
+            customer = await site.records.create("customer", {"nickname": "Qian"})
+            for _ in range(2):
+                await site.records.create("shop_order", {"customer": customer["id"]})
+            driver = Driver(
+                site=site,
+                engine=engine,
+                clock=distributed.clock,
+                sms=sms,
+                send_tick=lambda: producer.send_task("jimu.tick"),
             )
+            await driver.settle()
+            runs = await engine.runs(automation="parallel_sms")
+            assert [r["status"] for r in runs] == ["done", "done"]
+            rows = await site.db.fetch(
+                "SELECT DISTINCT s.worker FROM jimu_automation_step s "
+                "JOIN jimu_automation_run r ON r.id = s.run_id "
+                "WHERE r.automation = 'parallel_sms' AND s.worker IS NOT NULL"
+            )
+            return {str(row["worker"]).split(":")[1] for row in rows}
         finally:
             await site.close()
-        return {str(row["worker"]).split(":")[1] for row in rows}
 
-    pids = {str(process.pid) for process in distributed.processes}
-    assert run(workers_seen()) == pids
+    sms.on_request = hold_until_both_send
+    try:
+        seen = run(scenario())
+    finally:
+        sms.on_request = None
+    assert not both_sending.broken
+    assert seen == {str(process.pid) for process in distributed.processes}
+
+
+PARALLEL_SMS = {
+    "name": "parallel_sms",
+    "trigger": {"kind": "created", "entity": "shop_order"},
+    "steps": [
+        {
+            "id": "sms",
+            "kind": "action",
+            "action": "send_message",
+            "params": {"channel": "sms", "to": "{{ record.customer }}", "body": "hi"},
+        }
+    ],
+}
