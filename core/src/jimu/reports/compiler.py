@@ -479,7 +479,7 @@ class _Builder:
             base = f"SELECT base.*, {windows} FROM ({base}) AS base"
 
         others = report.top is not None and report.top.others
-        source = f"({base}) AS base"
+        source = f"({base}{self._kept_apart()}) AS base"
         source_params = base_params
         if report.top is not None:
             source, source_params = self._top_source(base, base_params, compares)
@@ -488,7 +488,11 @@ class _Builder:
 
         if two_level is not None:
             inner_columns, outer_aggregates = two_level
-            keys = ", ".join([*group_columns, "k"])
+            # SQLite sorts to group: the value (a customer) first, as most rows differ there
+            # and an integer decides the comparison; PostgreSQL hashes, so order is moot
+            keys = ", ".join(
+                ["k", *group_columns] if self.dialect == "sqlite" else [*group_columns, "k"]
+            )
             source = (
                 f"(SELECT {', '.join([*group_columns, *inner_columns])} FROM {source} "
                 f"GROUP BY {keys}) AS per"
@@ -528,6 +532,20 @@ class _Builder:
             others=others,
             reads={entity: dict(uses) for entity, uses in self.paths.reads.items()},
         )
+
+    def _kept_apart(self) -> str:
+        """What keeps SQLite from merging ``base`` into the group-by above it.
+
+        Merged, a bucket expression is a GROUP BY term that SQLite (3.40)
+        does not reuse for the same expression in the select list: it carries
+        the stored datetime text through the sort and computes the bucket
+        again per group. Kept apart (``LIMIT -1``: no limit, but no merging),
+        ``base`` runs as a co-routine and the sort carries only the integer
+        bucket (the KPI query: 2.6 s of CPU instead of 3.0 s).
+        """
+        if self.dialect != "sqlite" or self.report.top is not None:
+            return ""
+        return " LIMIT -1" if any(plan.bucket for plan in self.dimensions) else ""
 
     def _utc_range(
         self, path: str, values: dict[str, Any]
