@@ -121,7 +121,11 @@ class KindRun:
         return conditions, params
 
     def bucket(self, ref: FieldRef, bucket: str) -> tuple[str, list[Any]]:
-        """The local time bucket of a date/datetime column."""
+        """The local time bucket of a date/datetime column, as SQL and parameters.
+
+        Its values group and sort in bucket order; on SQLite they are integer
+        codes, so read them with :func:`jimu.reports.timebuckets.bucket_key`.
+        """
         return bucket_sql(ref.sql, ref.storage, bucket, self.dialect, self.timezone)
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
