@@ -3,7 +3,7 @@
 Its fast path checks rows of Python values with ``msgspec.convert`` instead of
 a JSON round trip, turns values into parameters with the storage kinds'
 writers, builds each outbox payload from the validated values and writes all
-events of a batch from one JSON array. These tests hold it to the slow, plain
+events of a batch in one statement (a ``COPY`` on PostgreSQL). These tests hold it to the slow, plain
 path: the same records as :meth:`RecordRepository.create` of each row, an
 outbox payload per record equal to the record as read back, the same
 problems for the same bad rows, whether values come as Python objects or as
@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from jimu.auth import Actor, acting_as
 from jimu.errors import ValidationFailed
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
@@ -162,6 +163,26 @@ def test_bulk_records_and_events_are_those_of_single_creates(
         assert first["balance"] == Decimal("1299.50")  # the column's scale, as read back
         assert first["mobile"] == "+8613800138000"  # normalised as a single create does
         assert first["joined_at"] == dt.datetime(2024, 11, 11, 12, 0, tzinfo=dt.UTC)
+
+    run(site, work)
+
+
+def test_bulk_events_carry_the_actor_and_follow_the_records(site: Site) -> None:
+    """Each event of a bulk write names who wrote it, as a single create's does, in id order."""
+    actor = Actor(kind="token", id=7, name="ops", token_id=3, ip="10.0.0.9", request_id="rq-1")
+    columns = "entity, kind, actor_kind, actor_id, actor_name, token_id, ip, request_id"
+
+    async def work(opened: Site) -> None:
+        with acting_as(actor):
+            ids = await opened.records.create_many("plain_row", AS_JSON)
+            single = await opened.records.create("plain_row", AS_JSON[0])
+        events = await opened.db.fetch(
+            f"SELECT id, record_id, {columns} FROM jimu_event ORDER BY id", []
+        )
+        assert [int(event["record_id"]) for event in events] == [*ids, single["id"]]
+        shared = [{name: event[name] for name in columns.split(", ")} for event in events]
+        assert shared == [shared[-1]] * len(events)  # the bulk ones as the single one
+        assert shared[-1]["actor_name"] == "ops" and shared[-1]["request_id"] == "rq-1"
 
     run(site, work)
 

@@ -267,6 +267,25 @@ class Database:
             return
         await current.executemany(rendered, batch)
 
+    async def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Append ``rows`` (values in ``columns`` order) to ``table`` inside the current transaction.
+
+        PostgreSQL only: its ``COPY ... FROM STDIN`` in binary form, which the
+        server takes in at a fraction of the cost of an ``INSERT`` per row.
+        Values are encoded as for a parameter of each column's type; triggers,
+        defaults and constraints apply as for an ``INSERT``.
+        """
+        if self.dialect != "postgres":
+            raise RuntimeError("copy_rows: COPY is PostgreSQL's; use execute_many on SQLite")
+        current = self._current.get()
+        if current is None:
+            async with self.transaction():
+                await self.copy_rows(table, columns, rows)
+            return
+        await current.copy_records_to_table(table, records=rows, columns=list(columns))
+
     async def analyze(self, table: str) -> None:
         """Refresh the query planner's statistics of ``table`` (after a bulk write).
 
