@@ -885,9 +885,10 @@ class RecordRepository:
         row's prefix (``prefixes[i]``, ``create[i].`` by default). Then, in one
         transaction (a savepoint inside the caller's), links are checked, the
         ``jimu_before_create`` hooks run per record, the rows are written (a
-        multi-row ``INSERT`` on SQLite, one prepared statement on PostgreSQL)
-        and then their ``created`` outbox events (one statement over a JSON
-        array of the records), and the ``jimu_after_create`` hooks run per
+        multi-row ``INSERT`` on SQLite, a binary ``COPY`` on PostgreSQL) and
+        then their ``created`` outbox events (likewise: a ``VALUES`` row of id
+        and payload each on SQLite, a ``COPY`` on PostgreSQL), and the
+        ``jimu_after_create`` hooks run per
         record, in row order. Ids follow the order of ``rows``. Rows may hold
         JSON values or the Python values they decode into (a ``Decimal``, a
         ``date``): both are checked alike.
