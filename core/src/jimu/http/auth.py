@@ -88,7 +88,6 @@ async def authenticate(request: Request[Any, Any, Any]) -> Response[Any] | None:
     """
     site = site_of(request)
     ip, request_id = _client_ip(request), _request_id(request)
-    request.state.request_id = request_id
     handler_opt = request.route_handler.opt if request.scope.get("route_handler") else {}
     header = request.headers.get("authorization", "")
     cookie = None if header else request.cookies.get(SESSION_COOKIE)
@@ -133,7 +132,6 @@ async def authenticate(request: Request[Any, Any, Any]) -> Response[Any] | None:
         raise Unauthorized(
             "sign in (POST /api/v1/auth/login) or send an API token as 'Authorization: Bearer ...'"
         )
-    request.state.user = access.user
     act_for_request(actor, access)
     return None
 
@@ -281,7 +279,7 @@ class _NewToken(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def _me(request: Request[Any, Any, Any]) -> User:
-    user: User | None = getattr(request.state, "user", None)
+    user = current_access().user
     if user is None:
         raise Unauthorized("sign in first")
     return user
