@@ -63,7 +63,17 @@ LOGIN_ATTEMPTS_PER_MINUTE = 20
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
+    client = request.scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _raw_header(request: Request[Any, Any, Any], name: bytes) -> str:
+    """One request header straight from the ASGI scope (building Litestar's header map
+    for every request would cost more than the whole token check)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 #: Request ids made here: a random prefix per process and a counter (uuid4 per request
@@ -74,7 +84,7 @@ _REQUEST_NUMBERS = itertools.count(1)
 
 def _request_id(request: Request[Any, Any, Any]) -> str:
     """The caller's ``X-Request-ID``, else one unique within this server's lifetime."""
-    given = request.headers.get("x-request-id", "")
+    given = _raw_header(request, b"x-request-id")
     return given[:100] if given else f"{_REQUEST_PREFIX}-{next(_REQUEST_NUMBERS)}"
 
 
@@ -89,7 +99,7 @@ async def authenticate(request: Request[Any, Any, Any]) -> Response[Any] | None:
     site = site_of(request)
     ip, request_id = _client_ip(request), _request_id(request)
     handler_opt = request.route_handler.opt if request.scope.get("route_handler") else {}
-    header = request.headers.get("authorization", "")
+    header = _raw_header(request, b"authorization")
     cookie = None if header else request.cookies.get(SESSION_COOKIE)
     if handler_opt.get("public") and not (header or cookie):
         act_for_request(
