@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN_KINDS", "CohortKind", "FunnelKind", "RfmKind", "rfm_segment"]
 
 
+def _column(key: str, labels: tuple[str, str], role: str, kind: str, zh: bool) -> ResultColumn:
+    """A result column labelled in Chinese (``labels[0]``) or English (``labels[1]``)."""
+    return ResultColumn(key=key, label=labels[0] if zh else labels[1], role=role, type=kind)
+
+
 def _zh(site: Site) -> bool:
     return site.config.locale.lower().startswith("zh")
 
@@ -143,22 +148,18 @@ class FunnelKind(ReportKind):
             before = count
         zh = _zh(run.site)
         columns = [
-            ResultColumn(key="step", label="步骤" if zh else "step", role="dimension", type="int"),
-            ResultColumn(
-                key="label", label="名称" if zh else "label", role="dimension", type="text"
+            _column("step", ("步骤", "step"), "dimension", "int", zh),
+            _column("label", ("名称", "label"), "dimension", "text", zh),
+            _column("count", ("人数", "count"), "measure", "int", zh),
+            _column(
+                "conversion", ("总转化率", "conversion from first step"), "measure", "float", zh
             ),
-            ResultColumn(key="count", label="人数" if zh else "count", role="measure", type="int"),
-            ResultColumn(
-                key="conversion",
-                label="总转化率" if zh else "conversion from first step",
-                role="measure",
-                type="float",
-            ),
-            ResultColumn(
-                key="step_conversion",
-                label="步骤转化率" if zh else "conversion from previous step",
-                role="measure",
-                type="float",
+            _column(
+                "step_conversion",
+                ("步骤转化率", "conversion from previous step"),
+                "measure",
+                "float",
+                zh,
             ),
         ]
         return columns, result
@@ -252,7 +253,7 @@ class CohortKind(ReportKind):
                 type="text",
                 bucket=options.bucket,
             ),
-            ResultColumn(key="size", label="人数" if zh else "size", role="measure", type="int"),
+            _column("size", ("人数", "size"), "measure", "int", zh),
         ]
         for offset in range(options.periods):
             columns.append(
@@ -406,39 +407,21 @@ class RfmKind(ReportKind):
                     }
                 )
             columns = [
-                ResultColumn(
-                    key="customer", label="客户" if zh else "customer", role="dimension", type="int"
+                _column("customer", ("客户", "customer"), "dimension", "int", zh),
+                _column(
+                    "recency_days",
+                    ("最近购买天数", "days since last order"),
+                    "measure",
+                    "float",
+                    zh,
                 ),
-                ResultColumn(
-                    key="recency_days",
-                    label="最近购买天数" if zh else "days since last order",
-                    role="measure",
-                    type="float",
-                ),
-                ResultColumn(
-                    key="frequency",
-                    label="购买次数" if zh else "orders",
-                    role="measure",
-                    type="int",
-                ),
-                ResultColumn(
-                    key="monetary",
-                    label="消费金额" if zh else "monetary",
-                    role="measure",
-                    type="decimal",
-                ),
+                _column("frequency", ("购买次数", "orders"), "measure", "int", zh),
+                _column("monetary", ("消费金额", "monetary"), "measure", "decimal", zh),
                 ResultColumn(key="r", label="R", role="measure", type="int"),
                 ResultColumn(key="f", label="F", role="measure", type="int"),
                 ResultColumn(key="m", label="M", role="measure", type="int"),
-                ResultColumn(
-                    key="segment", label="分群" if zh else "segment", role="dimension", type="text"
-                ),
-                ResultColumn(
-                    key="segment_label",
-                    label="分群名称" if zh else "segment name",
-                    role="dimension",
-                    type="text",
-                ),
+                _column("segment", ("分群", "segment"), "dimension", "text", zh),
+                _column("segment_label", ("分群名称", "segment name"), "dimension", "text", zh),
             ]
             return columns, customers
         sql = (
@@ -478,48 +461,21 @@ class RfmKind(ReportKind):
                 }
             )
         columns = [
-            ResultColumn(
-                key="segment", label="分群" if zh else "segment", role="dimension", type="text"
+            _column("segment", ("分群", "segment"), "dimension", "text", zh),
+            _column("segment_label", ("分群名称", "segment name"), "dimension", "text", zh),
+            _column("customers", ("客户数", "customers"), "measure", "int", zh),
+            _column("share", ("占比", "share"), "measure", "float", zh),
+            _column("orders", ("订单数", "orders"), "measure", "int", zh),
+            _column("monetary", ("消费金额", "monetary"), "measure", "decimal", zh),
+            _column(
+                "avg_recency_days",
+                ("平均最近购买天数", "average days since last order"),
+                "measure",
+                "float",
+                zh,
             ),
-            ResultColumn(
-                key="segment_label",
-                label="分群名称" if zh else "segment name",
-                role="dimension",
-                type="text",
-            ),
-            ResultColumn(
-                key="customers", label="客户数" if zh else "customers", role="measure", type="int"
-            ),
-            ResultColumn(
-                key="share", label="占比" if zh else "share", role="measure", type="float"
-            ),
-            ResultColumn(
-                key="orders", label="订单数" if zh else "orders", role="measure", type="int"
-            ),
-            ResultColumn(
-                key="monetary",
-                label="消费金额" if zh else "monetary",
-                role="measure",
-                type="decimal",
-            ),
-            ResultColumn(
-                key="avg_recency_days",
-                label="平均最近购买天数" if zh else "average days since last order",
-                role="measure",
-                type="float",
-            ),
-            ResultColumn(
-                key="avg_frequency",
-                label="平均购买次数" if zh else "average orders",
-                role="measure",
-                type="float",
-            ),
-            ResultColumn(
-                key="avg_monetary",
-                label="平均消费金额" if zh else "average monetary",
-                role="measure",
-                type="decimal",
-            ),
+            _column("avg_frequency", ("平均购买次数", "average orders"), "measure", "float", zh),
+            _column("avg_monetary", ("平均消费金额", "average monetary"), "measure", "decimal", zh),
         ]
         return columns, result
 
