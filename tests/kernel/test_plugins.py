@@ -239,3 +239,46 @@ def test_installed_example_plugins_are_discovered() -> None:
         "jimu_entities",
         "jimu_fixtures",
     ]
+
+
+def test_a_hook_item_of_the_wrong_kind_names_plugin_hook_and_item() -> None:
+    @hookimpl
+    def jimu_entities() -> list[Any]:
+        return ["customer"]
+
+    @hookimpl
+    def jimu_forms() -> list[Any]:
+        return [{"name": "f"}]
+
+    manager = load_plugins(
+        ["shop"], available={"shop": plugin_module("shop", jimu_entities=jimu_entities)}, env={}
+    )
+    with pytest.raises(
+        PluginError, match=r"plugin 'shop': jimu_entities returned 'customer', not an EntityDef$"
+    ):
+        manager.entities()
+    manager = load_plugins(
+        ["shop"], available={"shop": plugin_module("shop", jimu_forms=jimu_forms)}, env={}
+    )
+    from jimu.meta.forms import FormDef
+
+    with pytest.raises(
+        PluginError, match=r"plugin 'shop': jimu_forms returned \{'name': 'f'\}, not a FormDef$"
+    ):
+        manager.collect_typed("jimu_forms", FormDef)
+
+
+def test_a_registry_refusing_an_item_is_a_plugin_error() -> None:
+    @hookimpl
+    def jimu_entities() -> list[EntityDef]:
+        return [EntityDef(name="lead", fields=[])]
+
+    manager = load_plugins(
+        ["crm"], available={"crm": plugin_module("crm", jimu_entities=jimu_entities)}, env={}
+    )
+
+    def refuse(item: EntityDef, owner: str) -> None:
+        raise ValueError(f"{item.name!r} is taken")
+
+    with pytest.raises(PluginError, match=r"^plugin 'crm': 'lead' is taken$"):
+        manager.register_typed("jimu_entities", EntityDef, refuse)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -51,6 +51,9 @@ __all__ = [
     "available_plugins",
     "load_plugins",
 ]
+
+#: An item a list-returning hook yields (see :meth:`PluginManager.collect_typed`).
+_Item = TypeVar("_Item")
 
 ENTRY_POINT_GROUP = "jimu.plugins"
 
@@ -280,14 +283,36 @@ class PluginManager:
     def entities(self) -> list[EntityDef]:
         """Entities declared by plugins, stamped with their owning plugin."""
         found: list[EntityDef] = []
-        for owner, entity in self._collect("jimu_entities"):
-            if not isinstance(entity, EntityDef):
-                raise PluginError(
-                    f"plugin {owner!r}: jimu_entities returned {entity!r}, not an EntityDef"
-                )
+        for owner, entity in self.collect_typed("jimu_entities", EntityDef):
             stamped = entity if entity.plugin == owner else _with_plugin(entity, owner)
             found.append(stamped)
         return found
+
+    def collect_typed(
+        self, hook_name: str, kind: type[_Item], **kwargs: Any
+    ) -> list[tuple[str, _Item]]:
+        """Like :meth:`collect_owned`; an item that is not a ``kind`` is a
+        :class:`PluginError` naming the plugin, the hook and what it returned."""
+        items = self._collect(hook_name, **kwargs)
+        for owner, item in items:
+            if not isinstance(item, kind):
+                article = "an" if kind.__name__[0] in "AEIOU" else "a"
+                raise PluginError(
+                    f"plugin {owner!r}: {hook_name} returned {item!r}, "
+                    f"not {article} {kind.__name__}"
+                )
+        return items
+
+    def register_typed(
+        self, hook_name: str, kind: type[_Item], add: Callable[[_Item, str], object]
+    ) -> None:
+        """Hand each ``kind`` item of a hook to ``add(item, owner)`` (see :meth:`collect_typed`);
+        a registry refusing one (``ValueError``, a taken name) is a :class:`PluginError`."""
+        for owner, item in self.collect_typed(hook_name, kind):
+            try:
+                add(item, owner)
+            except ValueError as exc:
+                raise PluginError(f"plugin {owner!r}: {exc}") from exc
 
     def collect_owned(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Like :meth:`collect`, each item paired with the plugin that returned it."""

@@ -184,15 +184,9 @@ class Site:
             raise SiteError(
                 f"{self.folder / CONFIG_FILE}: unknown time zone {self.config.timezone!r}"
             ) from exc
-        for owner, operator in manager.collect_owned("jimu_rule_operators"):
-            if not isinstance(operator, Operator):
-                raise PluginError(
-                    f"plugin {owner!r}: jimu_rule_operators returned {operator!r}, not an Operator"
-                )
-            try:
-                registry.add(operator)
-            except ValueError as exc:
-                raise PluginError(f"plugin {owner!r}: {exc}") from exc
+        manager.register_typed(
+            "jimu_rule_operators", Operator, lambda operator, _owner: registry.add(operator)
+        )
         return registry
 
     @classmethod
@@ -417,9 +411,7 @@ class Site:
 
     async def _build_forms(self) -> None:
         declared: dict[str, FormDef] = {}
-        for owner, form in self.plugins.collect_owned("jimu_forms"):
-            if not isinstance(form, FormDef):
-                raise PluginError(f"plugin {owner!r}: jimu_forms returned {form!r}, not a FormDef")
+        for owner, form in self.plugins.collect_typed("jimu_forms", FormDef):
             if form.name in declared:
                 raise PluginError(f"form {form.name!r} is declared by two plugins")
             declared[form.name] = msgspec.structs.replace(form, plugin=owner)

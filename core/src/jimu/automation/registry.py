@@ -208,31 +208,17 @@ class AutomationRegistry:
         from jimu.automation import builtin
 
         registry = cls()
-        sources: list[tuple[str, str, Any]] = []
-        for hook in (
-            "jimu_actions",
-            "jimu_message_channels",
-            "jimu_triggers",
-            "jimu_periodic_jobs",
-        ):
-            sources.extend((hook, "jimu.automation", item) for item in getattr(builtin, hook)())
-            sources.extend((hook, owner, item) for owner, item in site.plugins.collect_owned(hook))
-        for hook, owner, item in sources:
-            if hook == "jimu_actions":
-                _expect(item, Action, owner, hook)
-                registry._add(registry.actions, "action", item.name, item, owner)
-            elif hook == "jimu_message_channels":
-                _expect(item, Channel, owner, hook)
-                registry._add(registry.channels, "channel", item.kind, item, owner)
-            elif hook == "jimu_triggers":
-                _expect(item, TriggerKind, owner, hook)
-                registry._add(registry.triggers, "trigger kind", item.name, item, owner)
-            else:
-                _expect(item, PeriodicJob, owner, hook)
-                registry._add(registry.jobs, "periodic job", item.name, item, owner)
+        hooks: tuple[tuple[str, type, dict[str, Any], str, str], ...] = (
+            ("jimu_actions", Action, registry.actions, "action", "name"),
+            ("jimu_message_channels", Channel, registry.channels, "channel", "kind"),
+            ("jimu_triggers", TriggerKind, registry.triggers, "trigger kind", "name"),
+            ("jimu_periodic_jobs", PeriodicJob, registry.jobs, "periodic job", "name"),
+        )
+        for hook, kind, table, what, key in hooks:
+            owned: list[tuple[str, Any]] = [
+                ("jimu.automation", item) for item in getattr(builtin, hook)()
+            ]
+            owned += site.plugins.collect_typed(hook, kind)
+            for owner, item in owned:
+                registry._add(table, what, getattr(item, key), item, owner)
         return registry
-
-
-def _expect(item: Any, kind: type, owner: str, hook: str) -> None:
-    if not isinstance(item, kind):
-        raise PluginError(f"plugin {owner!r}: {hook} returned {item!r}, not a {kind.__name__}")

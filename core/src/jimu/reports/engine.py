@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from jimu.auth import current_access
-from jimu.errors import FieldProblem, PluginError, ValidationFailed
+from jimu.errors import FieldProblem, ValidationFailed
 from jimu.fields import reader_for_storage
 from jimu.meta import translate
 from jimu.meta.reports import ChartDef, DrillDef, ReportDef
@@ -82,25 +82,9 @@ class ReportEngine:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.charts = ChartTypeRegistry(("kernel", chart) for chart in BUILTIN_CHART_TYPES)
-        for owner, chart in site.plugins.collect_owned("jimu_chart_types"):
-            if not isinstance(chart, ChartType):
-                raise PluginError(
-                    f"plugin {owner!r}: jimu_chart_types returned {chart!r}, not a ChartType"
-                )
-            try:
-                self.charts.add(chart, owner)
-            except ValueError as exc:
-                raise PluginError(f"plugin {owner!r}: {exc}") from exc
+        site.plugins.register_typed("jimu_chart_types", ChartType, self.charts.add)
         self.kinds = ReportKindRegistry(("kernel", kind) for kind in BUILTIN_KINDS)
-        for owner, kind in site.plugins.collect_owned("jimu_report_kinds"):
-            if not isinstance(kind, ReportKind):
-                raise PluginError(
-                    f"plugin {owner!r}: jimu_report_kinds returned {kind!r}, not a ReportKind"
-                )
-            try:
-                self.kinds.add(kind, owner)
-            except ValueError as exc:
-                raise PluginError(f"plugin {owner!r}: {exc}") from exc
+        site.plugins.register_typed("jimu_report_kinds", ReportKind, self.kinds.add)
 
     @classmethod
     def of(cls, site: Site) -> ReportEngine:
