@@ -22,7 +22,7 @@ from litestar.params import FromPath
 
 from jimu.auth import current_access
 from jimu.errors import FieldProblem, ValidationFailed
-from jimu.http.responses import decode_body, json_response, site_of
+from jimu.http.responses import decode_body, json_response, site_of, whole_number
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
 from jimu.store.records import DEFAULT_LIMIT, ListQuery, SortKey
@@ -160,12 +160,7 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _int_param(raw: str | None, name: str, default: int) -> int:
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed(FieldProblem(name, f"{raw!r} is not a whole number")) from None
+    return default if raw is None else whole_number(raw, name)
 
 
 def _list_query_from_params(params: Any) -> ListQuery:

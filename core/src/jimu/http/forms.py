@@ -29,7 +29,7 @@ from jimu.errors import (
 )
 from jimu.forms import CompiledForm
 from jimu.http.limits import RateLimiter
-from jimu.http.responses import decode_body, json_response, site_of
+from jimu.http.responses import decode_body, int_query, json_response, site_of
 from jimu.meta import translate
 from jimu.meta.forms import FormDef
 from jimu.site import Site
@@ -73,13 +73,9 @@ def _form(site: Site, name: str) -> CompiledForm:
 
 
 def _step(request: Request[Any, Any, Any], form: CompiledForm) -> int | None:
-    raw = request.query_params.get("step")
-    if raw is None:
+    step = int_query(request, "step")
+    if step is None:
         return None
-    try:
-        step = int(raw)
-    except ValueError:
-        raise ValidationFailed.field("step", f"{raw!r} is not a whole number") from None
     if not 0 <= step < len(form.definition.pages):
         raise ValidationFailed.field("step", f"must be from 0 to {len(form.definition.pages) - 1}")
     return step

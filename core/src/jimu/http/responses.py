@@ -24,6 +24,7 @@ __all__ = [
     "int_query",
     "json_response",
     "site_of",
+    "whole_number",
 ]
 
 JSON = "application/json"
@@ -43,15 +44,18 @@ def json_response(
     )
 
 
-def int_query(request: Request[Any, Any, Any], name: str) -> int | None:
-    """The whole-number query parameter ``name`` (``None`` if absent; 422 naming it if not one)."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
+def whole_number(raw: str, name: str) -> int:
+    """``raw`` (a query parameter ``name``) as an int; a 422 naming ``name`` if it is not one."""
     try:
         return int(raw)
     except ValueError:
         raise ValidationFailed(FieldProblem(name, f"{raw!r} is not a whole number")) from None
+
+
+def int_query(request: Request[Any, Any, Any], name: str) -> int | None:
+    """The whole-number query parameter ``name`` (``None`` if absent; 422 naming it if not one)."""
+    raw = request.query_params.get(name)
+    return None if raw is None else whole_number(raw, name)
 
 
 def site_of(request: Request[Any, Any, Any]) -> Site:
