@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jimu.auth import current_access
-from jimu.site import Site
 from jimu.store.records import EntityRuntime
 
 __all__ = ["exportable_fields", "importable_fields"]
 
 
-def importable_fields(site: Site, rt: EntityRuntime) -> list[str]:
+def importable_fields(rt: EntityRuntime) -> list[str]:
     """The fields of ``rt`` the acting principal may write through an import.
 
     Refuses (403) a principal without the ``import`` permission on the
@@ -35,7 +34,7 @@ def importable_fields(site: Site, rt: EntityRuntime) -> list[str]:
     ]
 
 
-def exportable_fields(site: Site, rt: EntityRuntime, fields: Sequence[str]) -> list[str]:
+def exportable_fields(rt: EntityRuntime, fields: Sequence[str]) -> list[str]:
     """The columns of ``fields`` (fields and system columns) the acting principal may export.
 
     Refuses (403) a principal without the ``export`` permission on the entity.

@@ -115,7 +115,7 @@ def _field_cell(
     return None if value is None else field_type.format_cell(definition, value, timezone)
 
 
-def _columns(site: Site, rt: EntityRuntime, fields: list[str] | None) -> list[str]:
+def _columns(rt: EntityRuntime, fields: list[str] | None) -> list[str]:
     if fields is None:
         wanted = ["id", *(name for name in rt.all_columns if name not in _SYSTEM)]
     else:
@@ -126,7 +126,7 @@ def _columns(site: Site, rt: EntityRuntime, fields: list[str] | None) -> list[st
             )
         wanted = list(dict.fromkeys(fields))
         current_access().check_readable(rt.name, wanted, "fields")  # asked by name: refuse
-    return exportable_fields(site, rt, wanted)
+    return exportable_fields(rt, wanted)
 
 
 async def open_export(site: Site, entity: str, options: ExportOptions) -> Export:
@@ -138,7 +138,7 @@ async def open_export(site: Site, entity: str, options: ExportOptions) -> Export
         )
     if options.header not in ("label", "name"):
         raise ValidationFailed(FieldProblem("header", "must be label or name"))
-    columns = _columns(site, rt, options.fields)
+    columns = _columns(rt, options.fields)
     if not columns:
         raise ValidationFailed(FieldProblem("fields", "nothing to export"))
     query = ListQuery(

@@ -1112,7 +1112,7 @@ async def import_file(
         mapping.update(await store.get(entity, options.mapping_name))
     if options.mapping:
         mapping.update(options.mapping)
-    writable = importable_fields(site, rt)
+    writable = importable_fields(rt)
     if options.key and options.key in rt.fields and options.key not in writable:
         writable = [*writable, options.key]  # a computed field (an order number) can find records
     outcome = ImportOutcome(entity=entity, file=source.filename, options=options, job_id=job_id)
