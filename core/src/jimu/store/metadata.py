@@ -60,7 +60,7 @@ def _ddl(db: Database) -> list[str]:
         " record_id BIGINT NOT NULL,"
         " kind TEXT NOT NULL,"
         # JSON text, written and read whole: nothing queries inside it, and PostgreSQL
-        # would parse a JSONB value on every write (a third of a bulk import's events)
+        # would parse a JSONB value on every write (9 instead of 5 us an event in a COPY)
         " payload TEXT NOT NULL,"
         " occurred_at TIMESTAMPTZ NOT NULL,"
         " dispatched_at TIMESTAMPTZ,"
