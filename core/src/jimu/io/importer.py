@@ -39,7 +39,7 @@ from jimu.io.mapping import Column, MappingStore, candidates, match_columns, nor
 from jimu.io.sources import Source, Table, column_letter, open_table
 from jimu.io.tables import ensure_tables, now_param, read_json, read_time
 from jimu.site import Site
-from jimu.store.records import EntityRuntime
+from jimu.store.records import EntityRuntime, PreparedCreates
 
 __all__ = [
     "CHUNK_ROWS",
@@ -566,6 +566,13 @@ class _Row(msgspec.Struct, gc=False):
     bad: bool = False
 
 
+class _Chunk(msgspec.Struct):
+    """What the reader hands the writer: parsed rows, and their insert prepared."""
+
+    rows: list[_Row]
+    prepared: PreparedCreates | None
+
+
 class _Run:
     def __init__(
         self,
@@ -649,7 +656,7 @@ class _Run:
 
     async def run(self, rows: Iterator[tuple[int, list[Any]]], table: Table) -> None:
         filler = _Merges([m for m in table.merged if m[2] > self.outcome.header_row])
-        chunks: asyncio.Queue[list[_Row] | None] = asyncio.Queue(maxsize=2)
+        chunks: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=2)
         writer = asyncio.create_task(self.write_all(chunks))
         try:
             await self.report()
@@ -665,6 +672,7 @@ class _Run:
                     continue
                 chunk.append(_Row(number, tuple(cells)))
                 if len(chunk) >= CHUNK_ROWS:
+                    await asyncio.sleep(0)  # the writer may have a reply to handle first
                     self.parse(chunk)
                     await self.hand_over(chunks, chunk, writer)
                     chunk = []
@@ -684,15 +692,18 @@ class _Run:
 
     async def hand_over(
         self,
-        chunks: asyncio.Queue[list[_Row] | None],
+        chunks: asyncio.Queue[_Chunk | None],
         chunk: list[_Row] | None,
         writer: asyncio.Task[None],
     ) -> None:
         """Give a chunk (``None``: the end) to the writer, unless the writer has failed."""
+        item = None
         if chunk is not None:
             self.outcome.rows += len(chunk)
             self.duplicates(chunk)
-        putting = asyncio.ensure_future(chunks.put(chunk))
+            await asyncio.sleep(0)  # again between the two CPU-bound steps
+            item = _Chunk(chunk, self.prepare(chunk))
+        putting = asyncio.ensure_future(chunks.put(item))
         await asyncio.wait({putting, writer}, return_when=asyncio.FIRST_COMPLETED)
         if not self.overlap and putting.done() and not writer.done():
             # wait until the writer is done with it: see ``overlap``
@@ -705,13 +716,13 @@ class _Run:
         if writer.done() and writer.exception() is not None:
             raise writer.exception()  # type: ignore[misc]
 
-    async def write_all(self, chunks: asyncio.Queue[list[_Row] | None]) -> None:
+    async def write_all(self, chunks: asyncio.Queue[_Chunk | None]) -> None:
         for _ in range(1 << 40):  # until the reader's end marker
             chunk = await chunks.get()
             try:
                 if chunk is None:
                     return
-                await self.write(chunk)
+                await self.write(chunk.rows, chunk.prepared)
             finally:
                 chunks.task_done()
 
@@ -721,7 +732,27 @@ class _Run:
             if result is not None:
                 await result
 
-    async def write(self, rows: list[_Row]) -> None:
+    def prepare(self, rows: list[_Row]) -> PreparedCreates | None:
+        """What the writer's insert of ``rows`` can do without the database, done here.
+
+        :meth:`RecordRepository.prepare_creates` for the rows that will be
+        inserted (an import without a key inserts every good row), so that on
+        PostgreSQL this Python work runs while the database writes the chunk
+        before. ``None`` when there is nothing to prepare, or when the rows do
+        not pass: the writer's :meth:`insert` then checks them itself and
+        names each problem, as without this.
+        """
+        if self.plan.key is not None or self.rt.computed:
+            return None
+        good = [row.values for row in rows if not row.bad]
+        try:
+            return self.site.records.prepare_creates(
+                self.rt.name, good, prefixes=_prefixes(len(good))
+            )
+        except JimuError:
+            return None
+
+    async def write(self, rows: list[_Row], prepared: PreparedCreates | None = None) -> None:
         key = self.plan.key
         inserts: list[_Row] = []
         updates: list[_Row] = []
@@ -741,7 +772,9 @@ class _Run:
                         row, key, f"no {self.rt.name} record with this {key}", row.values.get(key)
                     )
         inserts = await self.check_links(inserts)
-        await self.insert(inserts)
+        if prepared is not None and prepared.rows != len(inserts):
+            prepared = None  # some rows turned out bad: they are not in the insert
+        await self.insert(inserts, prepared)
         await self.update(updates)
         self.progress.processed += len(rows)
         if self.progress.total is not None and self.progress.processed > self.progress.total:
@@ -958,26 +991,30 @@ class _Run:
             attributed = True
         return attributed
 
-    async def insert(self, rows: list[_Row]) -> None:
+    async def insert(self, rows: list[_Row], prepared: PreparedCreates | None = None) -> None:
         """Create the records of ``rows`` together; name the rows that cannot be created.
 
-        Unique values that records already hold are looked up only when the
-        database refuses the rows (the unique index is the check that counts):
-        then those rows are named and the others tried again.
+        ``prepared``: the rows as :meth:`prepare` checked them, for the first
+        attempt. Unique values that records already hold are looked up only
+        when the database refuses the rows (the unique index is the check
+        that counts): then those rows are named and the others tried again.
         """
         attempts = 0
         looked_up = False
         while rows:
             attempts += 1
             try:
-                await self.site.records.create_many(
-                    self.rt.name,
-                    [row.values for row in rows]
-                    if not self.rt.computed
-                    else [self.new_values(row) for row in rows],
-                    prefixes=_prefixes(len(rows)),
-                    refresh_statistics=False,  # once, at the end of the import
-                )
+                if prepared is not None and attempts == 1:
+                    await self.site.records.create_prepared(prepared, refresh_statistics=False)
+                else:
+                    await self.site.records.create_many(
+                        self.rt.name,
+                        [row.values for row in rows]
+                        if not self.rt.computed
+                        else [self.new_values(row) for row in rows],
+                        prefixes=_prefixes(len(rows)),
+                        refresh_statistics=False,  # once, at the end of the import
+                    )
             except Conflict as exc:
                 if not looked_up and self.plan.unique:
                     looked_up = True

@@ -896,17 +896,46 @@ class RecordRepository:
         An entity with a default form, kernel-filled fields (auto-numbers,
         created by, ...) or lookups and rollups is written a record at a time
         through the same path as :meth:`create`, so every rule applies.
+
+        This is :meth:`prepare_creates` followed by :meth:`create_prepared`; a
+        caller with other work to do between the two (an import parsing its
+        next chunk) calls them itself.
+        """
+        prepared = self.prepare_creates(entity, rows, prefixes=prefixes)
+        if prepared is None:
+            rt = self.runtime(entity)
+            labels = _labels(rows, prefixes)
+            created = await self._create_each(rt, self.site.form_for(entity, None), rows, labels)
+            if refresh_statistics:
+                await self._refresh_statistics(rt, len(created))
+            return created
+        return await self.create_prepared(prepared, refresh_statistics=refresh_statistics)
+
+    def prepare_creates(
+        self,
+        entity: str,
+        rows: Sequence[bytes | Mapping[str, Any]],
+        *,
+        prefixes: Sequence[str] | None = None,
+    ) -> PreparedCreates | None:
+        """The half of :meth:`create_many` that needs no database: check and convert the rows.
+
+        Checks the actor's permissions, decodes and validates every row
+        (raising one :class:`ValidationFailed` for all bad rows, as
+        :meth:`create_many` does) and, unless ``jimu_before_create`` hooks may
+        still change the values, turns them into the parameters and records
+        the write needs. Nothing is read or written. ``None``: the entity's
+        records are written a record at a time (see :meth:`create_many`),
+        which has nothing to prepare.
+
+        Pass the result to :meth:`create_prepared` once.
         """
         rt = self.runtime(entity)
         if prefixes is not None and len(prefixes) != len(rows):
             raise ValueError("create_many: give one prefix per row")
         if not rows:
-            return []
-        labels = (
-            list(prefixes)
-            if prefixes is not None
-            else [f"create[{index}]." for index in range(len(rows))]
-        )
+            return PreparedCreates(rt, _bulk_plan(rt), [], [])
+        labels = _labels(rows, prefixes)
         access = current_access()
         access.require(entity, "create")
         if not access.unrestricted:
@@ -914,77 +943,71 @@ class RecordRepository:
                 submitted = row if isinstance(row, Mapping) else msgspec.json.decode(row)
                 if isinstance(submitted, Mapping):
                     _check_writes(access, rt, submitted, label)
-        form = self.site.form_for(entity, None)
         plan = _bulk_plan(rt)
-        if form is not None or not plan.fast:
-            created = await self._create_each(rt, form, rows, labels)
-            if refresh_statistics:
-                await self._refresh_statistics(rt, len(created))
-            return created
-        batch = self._decode_many(rt, plan, rows, labels)
+        if self.site.form_for(entity, None) is not None or not plan.fast:
+            return None
+        prepared = PreparedCreates(rt, plan, labels, self._decode_many(rt, plan, rows, labels))
+        if not self.site.plugins.has_hook("jimu_before_create"):
+            prepared.convert()
+        return prepared
+
+    async def create_prepared(
+        self, prepared: PreparedCreates, *, refresh_statistics: bool = True
+    ) -> list[int]:
+        """Write rows :meth:`prepare_creates` checked: the half of :meth:`create_many` that
+        talks to the database (links, hooks, ids, the rows and their outbox events)."""
+        if prepared.written:
+            raise RuntimeError("create_prepared: these rows were written already")
+        prepared.written = True
+        rt, plan, labels, batch = prepared.rt, prepared.plan, prepared.labels, prepared.batch
+        if not batch:
+            return []
         columns = plan.fields
         plugins = self.site.plugins
         async with self.db.transaction():
             if rt.links:
-                await self._check_links(
-                    rt,
-                    [
-                        (prefix, dict(zip(columns, values, strict=True)))
-                        for prefix, values in zip(labels, batch, strict=True)
-                    ],
-                )
-            if plugins.has_hook("jimu_before_create"):
-                for index, values in enumerate(batch):
-                    given = dict(zip(columns, values, strict=True))
-                    ordered = {name: given[name] for name in rt.fields if name in given}
-                    try:
-                        await plugins.call_async(
-                            "jimu_before_create", site=self.site, entity=rt.entity, values=ordered
-                        )
-                    except ValidationFailed as exc:
-                        raise _prefixed(exc, labels[index]) from exc
-                    checked = self._revalidate(rt, ordered, labels[index])
-                    # a column the hook left out is NULL, exactly as in an insert without it
-                    batch[index] = [checked.get(name) for name in columns]
+                await self._check_links(rt, prepared.links())
+            if prepared.reads is None:
+                if plugins.has_hook("jimu_before_create"):
+                    for index, values in enumerate(batch):
+                        given = dict(zip(columns, values, strict=True))
+                        ordered = {name: given[name] for name in rt.fields if name in given}
+                        try:
+                            await plugins.call_async(
+                                "jimu_before_create",
+                                site=self.site,
+                                entity=rt.entity,
+                                values=ordered,
+                            )
+                        except ValidationFailed as exc:
+                            raise _prefixed(exc, labels[index]) from exc
+                        checked = self._revalidate(rt, ordered, labels[index])
+                        # a column the hook left out is NULL, exactly as in an insert without it
+                        batch[index] = [checked.get(name) for name in columns]
+                prepared.convert()
+            reads = prepared.reads
+            assert reads is not None
             ids = await _allocate_ids(self.db, rt, len(batch))
             # SQLite assigns exactly these ids itself (AUTOINCREMENT under the write
             # lock), and inserting without an id keeps its fast append path.
             explicit = self.db.dialect == "postgres"
             stamp = rt.to_db("created_at", _now_utc())
             stamp_read = plan.read_stamp(stamp)
-            converters, stored_readers = plan.converters, plan.stored_readers
-            in_utc, reorder, make_record = plan.in_utc, plan.reorder, plan.record
-            all_columns = rt.all_columns
-            after_hooks = plugins.has_hook("jimu_after_create")
-            # a field at a time over every row: date-times into UTC, then the records
-            # as reading them back would give them, then the values turned into
-            # parameters in place (and what reads differently read from those)
-            for position in in_utc:
-                for values in batch:
-                    value = values[position]
-                    if value is not None:
-                        values[position] = value.astimezone(dt.UTC)
-            reads = [
-                [record_id, stamp_read, stamp_read, *reorder(values)]
-                for record_id, values in zip(ids, batch, strict=True)
-            ]
-            for position, write in converters:
-                for values in batch:
-                    value = values[position]
-                    if value is not None:
-                        values[position] = write(value)
-            for position, source, read_stored in stored_readers:
-                for read, values in zip(reads, batch, strict=True):
-                    value = values[source]
-                    if value is not None:
-                        read[position] = read_stored(value)
+            for read, record_id in zip(reads, ids, strict=True):
+                read[0] = record_id
+                read[1] = read[2] = stamp_read
+            make_record = plan.record
             made = [make_record(*read) for read in reads]
             records = (
-                [dict(zip(all_columns, read, strict=True)) for read in reads] if after_hooks else []
+                [dict(zip(rt.all_columns, read, strict=True)) for read in reads]
+                if plugins.has_hook("jimu_after_create")
+                else []
             )
+            prepared.reads = None
             del reads
             names = (*columns, "created_at", "updated_at", *(("id",) if explicit else ()))
             occurred = rt.to_db("created_at", _now_utc())
+            encode = msgspec.json.encode
             if explicit:
                 # PostgreSQL: the records and then their outbox events each in one
                 # binary COPY, which costs the server a fraction of an INSERT per row
@@ -994,7 +1017,6 @@ class RecordRepository:
                     await self.db.copy_rows(rt.name, names, batch)
                 except Exception as exc:
                     raise self._translate_integrity(rt, exc, "") from exc
-                encode = msgspec.json.encode
                 event = (rt.name, "created", occurred, *actor_columns())
                 await self.db.copy_rows(
                     "jimu_event",
@@ -1023,7 +1045,6 @@ class RecordRepository:
                 if await _allocate_ids(self.db, rt, 1) != [ids[-1] + 1]:
                     raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
                 # one outbox event per record: its id and payload bound, the rest shared
-                encode = msgspec.json.encode
                 await _insert_events(
                     self.db,
                     (rt.name, "created", occurred, *actor_columns()),
@@ -1033,14 +1054,13 @@ class RecordRepository:
                     ],
                 )
             self._writes[rt.name] = self._writes.get(rt.name, 0) + 1
-            if after_hooks:
-                for prefix, record in zip(labels, records, strict=True):
-                    try:
-                        await plugins.call_async(
-                            "jimu_after_create", site=self.site, entity=rt.entity, record=record
-                        )
-                    except ValidationFailed as exc:
-                        raise _prefixed(exc, prefix) from exc
+            for index, record in enumerate(records):  # empty without after-create hooks
+                try:
+                    await plugins.call_async(
+                        "jimu_after_create", site=self.site, entity=rt.entity, record=record
+                    )
+                except ValidationFailed as exc:
+                    raise _prefixed(exc, labels[index]) from exc
         if refresh_statistics:
             await self._refresh_statistics(rt, len(ids))
         return ids
@@ -1562,6 +1582,79 @@ class _BulkPlan:
     def read_stamp(self, stamp: Any) -> Any:
         """A ``created_at`` parameter as reading it back gives it."""
         return self._stamp(stamp) if self._stamp is not None else stamp
+
+
+class PreparedCreates:
+    """Rows of one entity that :meth:`RecordRepository.prepare_creates` checked, to be
+    written once by :meth:`RecordRepository.create_prepared`."""
+
+    def __init__(
+        self, rt: EntityRuntime, plan: _BulkPlan, labels: list[str], batch: list[list[Any]]
+    ) -> None:
+        self.rt = rt
+        self.plan = plan
+        #: each row's prefix in problems (``create[3].``)
+        self.labels = labels
+        #: the rows' values in ``plan.fields`` order: as validated, then (``convert``)
+        #: as the insert's parameters
+        self.batch = batch
+        #: after ``convert``: each record as reading it back gives it, its id and time
+        #: stamps (the first three columns) left for the write to fill in
+        self.reads: list[list[Any]] | None = None
+        #: after ``convert``: each row's prefix and link values, as validated
+        self._links: list[tuple[str, dict[str, Any]]] | None = None
+        self.written = False
+
+    def links(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each row's prefix and its values of link fields, as validated (to check them)."""
+        if self._links is not None:
+            return self._links
+        positions = [(name, self.plan.fields.index(name)) for name in self.rt.links]
+        return [
+            (label, {name: values[position] for name, position in positions})
+            for label, values in zip(self.labels, self.batch, strict=True)
+        ]
+
+    @property
+    def rows(self) -> int:
+        """How many rows there are."""
+        return len(self.batch)
+
+    def convert(self) -> None:
+        """Turn the validated values into parameters, and keep the records they read as.
+
+        A field at a time over every row: date-times into UTC, then the
+        records as reading them back would give them, then the values turned
+        into parameters in place (and what reads differently read from those).
+        """
+        plan, batch = self.plan, self.batch
+        if self.rt.links:
+            self._links = self.links()
+        for position in plan.in_utc:
+            for values in batch:
+                value = values[position]
+                if value is not None:
+                    values[position] = value.astimezone(dt.UTC)
+        reorder = plan.reorder
+        reads = [[None, None, None, *reorder(values)] for values in batch]
+        for position, write in plan.converters:
+            for values in batch:
+                value = values[position]
+                if value is not None:
+                    values[position] = write(value)
+        for position, source, read_stored in plan.stored_readers:
+            for read, values in zip(reads, batch, strict=True):
+                value = values[source]
+                if value is not None:
+                    read[position] = read_stored(value)
+        self.reads = reads
+
+
+def _labels(rows: Sequence[Any], prefixes: Sequence[str] | None) -> list[str]:
+    """Each row's prefix in problems: ``prefixes``, or ``create[i].``."""
+    if prefixes is not None:
+        return list(prefixes)
+    return [f"create[{index}]." for index in range(len(rows))]
 
 
 #: Storage kinds whose validated values are exactly what storing and reading them
