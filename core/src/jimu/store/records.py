@@ -1009,20 +1009,19 @@ class RecordRepository:
             occurred = rt.to_db("created_at", _now_utc())
             encode = msgspec.json.encode
             if explicit:
-                # PostgreSQL: the records and then their outbox events each in one
-                # binary COPY, which costs the server a fraction of an INSERT per row
+                # PostgreSQL: the records in one binary COPY, which costs the server
+                # a fraction of an INSERT per row; their outbox events after them
                 for record_id, values in zip(ids, batch, strict=True):
                     values += (stamp, stamp, record_id)
                 try:
                     await self.db.copy_rows(rt.name, names, batch)
                 except Exception as exc:
                     raise self._translate_integrity(rt, exc, "") from exc
-                event = (rt.name, "created", occurred, *actor_columns())
-                await self.db.copy_rows(
-                    "jimu_event",
-                    _EVENT_COPY_COLUMNS,
+                await _insert_events(
+                    self.db,
+                    (rt.name, "created", occurred, *actor_columns()),
                     [
-                        (record_id, encode(record).decode(), *event)
+                        (record_id, encode(record).decode())
                         for record_id, record in zip(ids, made, strict=True)
                     ],
                 )
@@ -1691,9 +1690,9 @@ def _converts_like_json(info: Any) -> bool:
 _UTC_TEXT = operator.methodcaller("isoformat", " ", "microseconds")
 
 
-#: The ``jimu_event`` columns of a bulk write's COPY on PostgreSQL, in the order of its rows:
+#: The ``jimu_event`` columns of a bulk write, in the order of its parameters:
 #: per record its id and payload, then what every event of the write shares.
-_EVENT_COPY_COLUMNS = (
+_EVENT_COLUMNS = (
     "record_id",
     "payload",
     "entity",
@@ -1708,26 +1707,57 @@ _EVENT_COPY_COLUMNS = (
 )
 
 
+#: The PostgreSQL types of the shared ``jimu_event`` columns, for the casts of
+#: their parameters (asyncpg encodes a parameter by the type PostgreSQL infers).
+_EVENT_SHARED_TYPES = {
+    "entity": "text",
+    "kind": "text",
+    "occurred_at": "timestamptz",
+    "actor_kind": "text",
+    "actor_id": "bigint",
+    "actor_name": "text",
+    "token_id": "bigint",
+    "ip": "text",
+    "request_id": "text",
+}
+
+
 async def _insert_events(
     db: Database, shared: tuple[Any, ...], events: Sequence[tuple[int, str]]
 ) -> None:
-    """Write an outbox event per ``(record id, payload)`` of ``events`` on SQLite.
+    """Write an outbox event per ``(record id, payload)`` of ``events``.
 
     ``shared`` holds what every event of the write has in common, in the
-    order of :data:`_EVENT_COPY_COLUMNS` after the record id and payload.
-    The per-event values go in as ``VALUES (?, ?), ...`` rows, as many per
-    statement as the parameter limit allows, the shared ones once per
-    statement. SQLite reads a ``VALUES`` list in its order, so the events get
-    their ids in the order of ``events`` (as the records of a multi-row
-    ``INSERT`` do).
+    order of :data:`_EVENT_COLUMNS` after the record id and payload; it is
+    bound once per statement, not once per event.
+
+    On PostgreSQL, one statement: the ids and payloads as two arrays that
+    ``unnest`` turns back into rows. The client then encodes a time stamp
+    and six actor values once instead of per event, which makes this faster
+    than a binary ``COPY`` of whole rows (7.8 against 10.6 us an event,
+    measured on 100,000 events). ``unnest`` yields the arrays' elements in
+    order, so the events get their ids in the order of ``events``.
+
+    On SQLite, the per-event values go in as ``VALUES (?, ?), ...`` rows, as
+    many per statement as the parameter limit allows. SQLite reads a
+    ``VALUES`` list in its order, so here too the ids follow ``events`` (as
+    the records of a multi-row ``INSERT`` do).
     """
-    shared_columns = _EVENT_COPY_COLUMNS[2:]
-    items = ", ".join(
-        "column1" if name == "record_id" else "column2" if name == "payload" else "{}"
-        for name in ("record_id", "payload", *shared_columns)
-    )
+    if not events:
+        return
+    shared_columns = _EVENT_COLUMNS[2:]
+    into = f"INSERT INTO jimu_event ({', '.join(_EVENT_COLUMNS)}) SELECT "
+    if db.dialect == "postgres":
+        # the shared values come first in the statement and so in the parameters
+        casts = ", ".join(f"{{}}::{_EVENT_SHARED_TYPES[name]}" for name in shared_columns)
+        await db.execute(
+            into + f"u.r, u.p, {casts} FROM unnest({{}}::bigint[], {{}}::text[]) AS u(r, p)",
+            [*shared, [event[0] for event in events], [event[1] for event in events]],
+        )
+        return
+    items = ", ".join(["column1", "column2", *("{}" for _ in shared_columns)])
     # the shared values are bound in the SELECT list, before the VALUES rows
-    head = f"INSERT INTO jimu_event ({', '.join(_EVENT_COPY_COLUMNS)}) SELECT {items} FROM (VALUES "
+    head = into + f"{items} FROM (VALUES "
     per = max(1, (_max_parameters(db) - len(shared)) // 2)
     for start in range(0, len(events), per):
         part = events[start : start + per]
