@@ -1010,21 +1010,13 @@ class RecordRepository:
             encode = msgspec.json.encode
             if explicit:
                 # PostgreSQL: the records in one binary COPY, which costs the server
-                # a fraction of an INSERT per row; their outbox events after them
+                # a fraction of an INSERT per row
                 for record_id, values in zip(ids, batch, strict=True):
                     values += (stamp, stamp, record_id)
                 try:
                     await self.db.copy_rows(rt.name, names, batch)
                 except Exception as exc:
                     raise self._translate_integrity(rt, exc, "") from exc
-                await _insert_events(
-                    self.db,
-                    (rt.name, "created", occurred, *actor_columns()),
-                    [
-                        (record_id, encode(record).decode())
-                        for record_id, record in zip(ids, made, strict=True)
-                    ],
-                )
             else:
                 # the rows' parameters one after the other: the values, created_at, updated_at
                 flat: list[Any] = []
@@ -1043,15 +1035,15 @@ class RecordRepository:
                     raise self._translate_integrity(rt, exc, "") from exc
                 if await _allocate_ids(self.db, rt, 1) != [ids[-1] + 1]:
                     raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
-                # one outbox event per record: its id and payload bound, the rest shared
-                await _insert_events(
-                    self.db,
-                    (rt.name, "created", occurred, *actor_columns()),
-                    [
-                        (record_id, encode(record).decode())
-                        for record_id, record in zip(ids, made, strict=True)
-                    ],
-                )
+            # one outbox event per record: its id and payload bound, the rest shared
+            await _insert_events(
+                self.db,
+                (rt.name, "created", occurred, *actor_columns()),
+                [
+                    (record_id, encode(record).decode())
+                    for record_id, record in zip(ids, made, strict=True)
+                ],
+            )
             self._writes[rt.name] = self._writes.get(rt.name, 0) + 1
             for index, record in enumerate(records):  # empty without after-create hooks
                 try:
@@ -1690,25 +1682,9 @@ def _converts_like_json(info: Any) -> bool:
 _UTC_TEXT = operator.methodcaller("isoformat", " ", "microseconds")
 
 
-#: The ``jimu_event`` columns of a bulk write, in the order of its parameters:
-#: per record its id and payload, then what every event of the write shares.
-_EVENT_COLUMNS = (
-    "record_id",
-    "payload",
-    "entity",
-    "kind",
-    "occurred_at",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "token_id",
-    "ip",
-    "request_id",
-)
-
-
-#: The PostgreSQL types of the shared ``jimu_event`` columns, for the casts of
-#: their parameters (asyncpg encodes a parameter by the type PostgreSQL infers).
+#: The ``jimu_event`` columns that every event of a bulk write shares, with their
+#: PostgreSQL types for the casts of their parameters (asyncpg encodes a parameter
+#: by the type PostgreSQL infers).
 _EVENT_SHARED_TYPES = {
     "entity": "text",
     "kind": "text",
@@ -1720,6 +1696,10 @@ _EVENT_SHARED_TYPES = {
     "ip": "text",
     "request_id": "text",
 }
+
+#: The ``jimu_event`` columns of a bulk write, in the order of its parameters:
+#: per record its id and payload, then what every event of the write shares.
+_EVENT_COLUMNS = ("record_id", "payload", *_EVENT_SHARED_TYPES)
 
 
 async def _insert_events(
@@ -1745,17 +1725,16 @@ async def _insert_events(
     """
     if not events:
         return
-    shared_columns = _EVENT_COLUMNS[2:]
     into = f"INSERT INTO jimu_event ({', '.join(_EVENT_COLUMNS)}) SELECT "
     if db.dialect == "postgres":
         # the shared values come first in the statement and so in the parameters
-        casts = ", ".join(f"{{}}::{_EVENT_SHARED_TYPES[name]}" for name in shared_columns)
+        casts = ", ".join(f"{{}}::{kind}" for kind in _EVENT_SHARED_TYPES.values())
         await db.execute(
             into + f"u.r, u.p, {casts} FROM unnest({{}}::bigint[], {{}}::text[]) AS u(r, p)",
             [*shared, [event[0] for event in events], [event[1] for event in events]],
         )
         return
-    items = ", ".join(["column1", "column2", *("{}" for _ in shared_columns)])
+    items = ", ".join(["column1", "column2", *("{}" for _ in _EVENT_SHARED_TYPES)])
     # the shared values are bound in the SELECT list, before the VALUES rows
     head = into + f"{items} FROM (VALUES "
     per = max(1, (_max_parameters(db) - len(shared)) // 2)
