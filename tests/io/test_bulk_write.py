@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
@@ -23,7 +24,7 @@ import msgspec
 import pytest
 
 from jimu.auth import Actor, acting_as
-from jimu.errors import ValidationFailed
+from jimu.errors import Conflict, ValidationFailed
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
 from jimu.store import records as R
@@ -316,3 +317,78 @@ def test_blank_cells_get_defaults_and_a_blank_required_cell_is_named(
     ]
     assert [(e["row"], e["field"]) for e in errors] == [(2, "name")]
     assert errors[0]["reason"] == "is required"
+
+
+KEYED = EntityDef(
+    name="keyed_row",
+    fields=[
+        FieldDef(name="code", type="text", required=True, unique=True),
+        FieldDef(name="amount", type="decimal"),
+    ],
+)
+
+
+def test_a_refused_bulk_write_inside_a_transaction_leaves_nothing_and_the_transaction_goes_on(
+    new_site: Callable[..., Site],
+) -> None:
+    """A bulk write in the caller's transaction is all or nothing by itself.
+
+    On SQLite it runs in one trip to the connection's thread with its own
+    savepoint: a unique value the last statement refuses takes its rows and
+    their events back, while what the transaction wrote before stays.
+    """
+    site = new_site()
+
+    async def work(opened: Site) -> tuple[list[str], list[int]]:
+        await opened.create_entity(KEYED)
+        async with opened.db.transaction():
+            kept = await opened.records.create_many("keyed_row", [{"code": "A", "amount": "1"}])
+            with pytest.raises(Conflict, match="code"):
+                await opened.records.create_many(
+                    "keyed_row", [{"code": "B", "amount": "2"}, {"code": "A", "amount": "3"}]
+                )
+            more = await opened.records.create_many("keyed_row", [{"code": "C"}])
+        page = await opened.records.query("keyed_row", R.ListQuery(sort=[R.SortKey("id")]))
+        events = await opened.db.fetch(
+            "SELECT record_id FROM jimu_event WHERE entity = 'keyed_row' ORDER BY id", []
+        )
+        assert [int(event["record_id"]) for event in events] == [*kept, *more]
+        return [record["code"] for record in page.data], [record["id"] for record in page.data]
+
+    codes, ids = run(site, work)
+    assert codes == ["A", "C"]
+    assert ids == sorted(ids)
+
+
+def test_work_in_sqlite_s_thread_is_one_savepoint_and_needs_a_transaction(
+    new_site: Callable[..., Site],
+) -> None:
+    site = new_site()
+
+    def insert_then_fail(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO jimu_counter (key, value) VALUES ('b', 2)")
+        raise ValueError("the work failed")
+
+    async def work(opened: Site) -> list[str] | None:
+        if opened.db.dialect != "sqlite":
+            with pytest.raises(RuntimeError, match="only on SQLite"):
+                async with opened.db.transaction():
+                    await opened.db.run_in_sqlite_thread(insert_then_fail)
+            return None
+        with pytest.raises(RuntimeError, match="inside a transaction"):
+            await opened.db.run_in_sqlite_thread(insert_then_fail)
+        async with opened.db.transaction():
+            await opened.db.execute("INSERT INTO jimu_counter (key, value) VALUES ('a', 1)")
+            with pytest.raises(ValueError, match="the work failed"):
+                await opened.db.run_in_sqlite_thread(insert_then_fail)
+            assert (
+                await opened.db.run_in_sqlite_thread(
+                    lambda connection: connection.execute("SELECT 40 + 2").fetchone()[0]
+                )
+                == 42
+            )
+        rows = await opened.db.fetch("SELECT key FROM jimu_counter WHERE key IN ('a', 'b')", [])
+        return [row["key"] for row in rows]
+
+    kept = run(site, work)
+    assert kept is None or kept == ["a"]  # None: PostgreSQL, which refuses the call

@@ -17,10 +17,10 @@ import contextvars
 import re
 import sqlite3
 import warnings
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import aiosqlite
@@ -38,6 +38,10 @@ Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{\}")
 _RENDERED: dict[tuple[str, Dialect], str] = {}
+
+
+#: What a function run by :meth:`Database.run_in_sqlite_thread` returns.
+T = TypeVar("T")
 
 
 def render(sql: str, dialect: Dialect) -> str:
@@ -253,6 +257,40 @@ class Database:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a statement whose rows (if any) are not needed."""
         await self.fetch(sql, params)
+
+    async def run_in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` with the current transaction's SQLite connection, in its thread.
+
+        For a write of several statements with Python work between them (a
+        bulk insert): the event loop hands the whole of it over once and
+        hears back once. Run a statement at a time instead, and the task
+        wakes up between statements, each time after whatever else the loop
+        runs meanwhile (an import parsing its next chunk), while SQLite's
+        thread waits. ``work`` writes SQL in SQLite's ``?`` placeholders.
+
+        ``work`` runs as one savepoint: if it raises, none of its statements
+        stay, and the exception propagates. SQLite only, inside
+        :meth:`transaction`.
+        """
+        current = self._current.get()
+        if self.dialect != "sqlite" or current is None:
+            raise RuntimeError("run_in_sqlite_thread: only on SQLite, inside a transaction")
+
+        def atomic(connection: sqlite3.Connection) -> T:
+            name = f"sp_{id(object())}"
+            connection.execute(f"SAVEPOINT {name}")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                connection.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            connection.execute(f"RELEASE SAVEPOINT {name}")
+            return result
+
+        # aiosqlite has no public call that runs a function in the connection's
+        # thread; _execute is what its own methods use (the version is locked)
+        return cast(T, await current._execute(atomic, current._conn))
 
     async def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows (inside the current transaction)."""

@@ -44,7 +44,7 @@ from jimu.fields import (
 )
 from jimu.meta import EntityDef, FieldDef
 from jimu.rules import fields_read
-from jimu.store.database import Database
+from jimu.store.database import Database, render
 from jimu.store.related import attach_children, delete_related, write_related
 
 if TYPE_CHECKING:
@@ -964,7 +964,16 @@ class RecordRepository:
             return []
         columns = plan.fields
         plugins = self.site.plugins
-        async with self.db.transaction():
+        # On SQLite inside a transaction with nothing to await but the write, the
+        # write's own savepoint (see _write_sqlite) keeps it whole: no trips for one here
+        one_trip = (
+            self.db.dialect == "sqlite"
+            and self.db.in_transaction
+            and not rt.links
+            and prepared.reads is not None
+            and not plugins.has_hook("jimu_after_create")
+        )
+        async with contextlib.nullcontext() if one_trip else self.db.transaction():
             if rt.links:
                 await self._check_links(rt, prepared.links())
             if prepared.reads is None:
@@ -987,63 +996,36 @@ class RecordRepository:
                 prepared.convert()
             reads = prepared.reads
             assert reads is not None
-            ids = await _allocate_ids(self.db, rt, len(batch))
-            # SQLite assigns exactly these ids itself (AUTOINCREMENT under the write
-            # lock), and inserting without an id keeps its fast append path.
-            explicit = self.db.dialect == "postgres"
+            prepared.reads = None
             stamp = rt.to_db("created_at", _now_utc())
-            stamp_read = plan.read_stamp(stamp)
-            for read, record_id in zip(reads, ids, strict=True):
-                read[0] = record_id
-                read[1] = read[2] = stamp_read
-            make_record = plan.record
-            made = [make_record(*read) for read in reads]
+            shared = (rt.name, "created", rt.to_db("created_at", _now_utc()), *actor_columns())
+            if self.db.dialect == "postgres":
+                ids = await _allocate_ids(self.db, rt, len(batch))
+                events = _stamp_records(plan, reads, ids, stamp)
+                # the records in one binary COPY, which costs the server a fraction of
+                # an INSERT per row
+                for record_id, values in zip(ids, batch, strict=True):
+                    values += (stamp, stamp, record_id)
+                try:
+                    await self.db.copy_rows(
+                        rt.name, (*columns, "created_at", "updated_at", "id"), batch
+                    )
+                except Exception as exc:
+                    raise self._translate_integrity(rt, exc, "") from exc
+                await _insert_events(self.db, shared, events)
+            else:
+                try:
+                    ids = await self.db.run_in_sqlite_thread(
+                        functools.partial(_write_sqlite, rt, plan, batch, reads, stamp, shared)
+                    )
+                except Exception as exc:
+                    raise self._translate_integrity(rt, exc, "") from exc
             records = (
                 [dict(zip(rt.all_columns, read, strict=True)) for read in reads]
                 if plugins.has_hook("jimu_after_create")
                 else []
             )
-            prepared.reads = None
             del reads
-            names = (*columns, "created_at", "updated_at", *(("id",) if explicit else ()))
-            occurred = rt.to_db("created_at", _now_utc())
-            encode = msgspec.json.encode
-            if explicit:
-                # PostgreSQL: the records in one binary COPY, which costs the server
-                # a fraction of an INSERT per row
-                for record_id, values in zip(ids, batch, strict=True):
-                    values += (stamp, stamp, record_id)
-                try:
-                    await self.db.copy_rows(rt.name, names, batch)
-                except Exception as exc:
-                    raise self._translate_integrity(rt, exc, "") from exc
-            else:
-                # the rows' parameters one after the other: the values, created_at, updated_at
-                flat: list[Any] = []
-                tail = (stamp, stamp)
-                for values in batch:
-                    flat += values
-                    flat += tail
-                try:
-                    await _insert_flat(
-                        self.db,
-                        f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in names)}) VALUES ",
-                        len(names),
-                        flat,
-                    )
-                except Exception as exc:
-                    raise self._translate_integrity(rt, exc, "") from exc
-                if await _allocate_ids(self.db, rt, 1) != [ids[-1] + 1]:
-                    raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
-            # one outbox event per record: its id and payload bound, the rest shared
-            await _insert_events(
-                self.db,
-                (rt.name, "created", occurred, *actor_columns()),
-                [
-                    (record_id, encode(record).decode())
-                    for record_id, record in zip(ids, made, strict=True)
-                ],
-            )
             self._writes[rt.name] = self._writes.get(rt.name, 0) + 1
             for index, record in enumerate(records):  # empty without after-create hooks
                 try:
@@ -1702,80 +1684,142 @@ _EVENT_SHARED_TYPES = {
 _EVENT_COLUMNS = ("record_id", "payload", *_EVENT_SHARED_TYPES)
 
 
+def _stamp_records(
+    plan: _BulkPlan, reads: list[list[Any]], ids: Sequence[int], stamp: Any
+) -> list[tuple[int, str]]:
+    """Give the records of a bulk write their ids and time stamps; their outbox events.
+
+    ``reads`` are the records as :meth:`PreparedCreates.convert` left them,
+    their first three columns (id, created_at, updated_at) to be filled in;
+    the result holds each record's id and its payload, the record as JSON.
+    """
+    stamp_read = plan.read_stamp(stamp)
+    make_record = plan.record
+    encode = msgspec.json.encode
+    events = []
+    for read, record_id in zip(reads, ids, strict=True):
+        read[0] = record_id
+        read[1] = read[2] = stamp_read
+        events.append((record_id, encode(make_record(*read)).decode()))
+    return events
+
+
+def _write_sqlite(
+    rt: EntityRuntime,
+    plan: _BulkPlan,
+    batch: list[list[Any]],
+    reads: list[list[Any]],
+    stamp: Any,
+    shared: tuple[Any, ...],
+    connection: sqlite3.Connection,
+) -> list[int]:
+    """A bulk write on SQLite, run in its connection's thread: ids, rows, outbox events.
+
+    The ids are the ones SQLite will give the rows, inserted without an id
+    (which keeps SQLite's fast append path): inside a write transaction
+    (``BEGIN IMMEDIATE`` keeps other writers out), AUTOINCREMENT gives the
+    next ids after the larger of the highest id and ``sqlite_sequence``, and
+    never reuses one. The highest id given out afterwards proves it did.
+    """
+
+    def run(sql: str, params: Sequence[Any]) -> list[Any]:
+        return connection.execute(render(sql, "sqlite"), params).fetchall()
+
+    top = _sqlite_top(run(*_sqlite_next_id(rt)))
+    ids = list(range(top + 1, top + 1 + len(batch)))
+    events = _stamp_records(plan, reads, ids, stamp)
+    # the rows' parameters one after the other: the values, created_at, updated_at
+    flat: list[Any] = []
+    tail = (stamp, stamp)
+    for values in batch:
+        flat += values
+        flat += tail
+    names = (*plan.fields, "created_at", "updated_at")
+    head = f"INSERT INTO {rt.quoted} ({', '.join(_quote(c) for c in names)}) VALUES "
+    for statement in _flat_statements(head, len(names), flat):
+        run(*statement)
+    for statement in _sqlite_event_statements(shared, events):
+        run(*statement)
+    if _sqlite_top(run(*_sqlite_next_id(rt))) != ids[-1]:
+        raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
+    return ids
+
+
 async def _insert_events(
     db: Database, shared: tuple[Any, ...], events: Sequence[tuple[int, str]]
 ) -> None:
-    """Write an outbox event per ``(record id, payload)`` of ``events``.
+    """Write an outbox event per ``(record id, payload)`` of ``events`` on PostgreSQL.
 
     ``shared`` holds what every event of the write has in common, in the
     order of :data:`_EVENT_COLUMNS` after the record id and payload; it is
-    bound once per statement, not once per event.
+    bound once, not once per event.
 
-    On PostgreSQL, one statement: the ids and payloads as two arrays that
-    ``unnest`` turns back into rows. The client then encodes a time stamp
-    and six actor values once instead of per event, which makes this faster
-    than a binary ``COPY`` of whole rows (7.8 against 10.6 us an event,
-    measured on 100,000 events). ``unnest`` yields the arrays' elements in
-    order, so the events get their ids in the order of ``events``.
-
-    On SQLite, the per-event values go in as ``VALUES (?, ?), ...`` rows, as
-    many per statement as the parameter limit allows. SQLite reads a
-    ``VALUES`` list in its order, so here too the ids follow ``events`` (as
-    the records of a multi-row ``INSERT`` do).
+    One statement: the ids and payloads as two arrays that ``unnest`` turns
+    back into rows. The client then encodes a time stamp and six actor
+    values once instead of per event, which makes this faster than a binary
+    ``COPY`` of whole rows (7.8 against 10.6 us an event, measured on 100,000
+    events). ``unnest`` yields the arrays' elements in order, so the events
+    get their ids in the order of ``events``. (SQLite: see
+    :func:`_sqlite_event_statements`.)
     """
     if not events:
         return
-    into = f"INSERT INTO jimu_event ({', '.join(_EVENT_COLUMNS)}) SELECT "
-    if db.dialect == "postgres":
-        # the shared values come first in the statement and so in the parameters
-        casts = ", ".join(f"{{}}::{kind}" for kind in _EVENT_SHARED_TYPES.values())
-        await db.execute(
-            into + f"u.r, u.p, {casts} FROM unnest({{}}::bigint[], {{}}::text[]) AS u(r, p)",
-            [*shared, [event[0] for event in events], [event[1] for event in events]],
-        )
-        return
+    casts = ", ".join(f"{{}}::{kind}" for kind in _EVENT_SHARED_TYPES.values())
+    # the shared values come first in the statement and so in the parameters
+    await db.execute(
+        f"INSERT INTO jimu_event ({', '.join(_EVENT_COLUMNS)}) "
+        f"SELECT u.r, u.p, {casts} FROM unnest({{}}::bigint[], {{}}::text[]) AS u(r, p)",
+        [*shared, [event[0] for event in events], [event[1] for event in events]],
+    )
+
+
+def _sqlite_event_statements(
+    shared: tuple[Any, ...], events: Sequence[tuple[int, str]]
+) -> list[tuple[str, list[Any]]]:
+    """The SQLite statements that write an outbox event per ``(record id, payload)``.
+
+    As :func:`_insert_events`, with the per-event values as ``VALUES (?, ?),
+    ...`` rows, as many per statement as the parameter limit allows and the
+    shared values bound once per statement. SQLite reads a ``VALUES`` list
+    in its order, so the events get their ids in the order of ``events`` (as
+    the records of a multi-row ``INSERT`` do).
+    """
     items = ", ".join(["column1", "column2", *("{}" for _ in _EVENT_SHARED_TYPES)])
     # the shared values are bound in the SELECT list, before the VALUES rows
-    head = into + f"{items} FROM (VALUES "
-    per = max(1, (_max_parameters(db) - len(shared)) // 2)
+    head = f"INSERT INTO jimu_event ({', '.join(_EVENT_COLUMNS)}) SELECT {items} FROM (VALUES "
+    per = max(1, (_max_parameters() - len(shared)) // 2)
+    statements: list[tuple[str, list[Any]]] = []
     for start in range(0, len(events), per):
         part = events[start : start + per]
         params: list[Any] = [*shared]
         for event in part:
             params += event
-        await db.execute(head + ", ".join(["({}, {})"] * len(part)) + ")", params)
+        statements.append((head + ", ".join(["({}, {})"] * len(part)) + ")", params))
+    return statements
 
 
-async def _insert_flat(db: Database, head: str, width: int, flat: list[Any]) -> None:
-    """``head`` (``INSERT INTO t (a, b) VALUES ``) for the rows of ``width`` values in ``flat``.
+def _flat_statements(head: str, width: int, flat: list[Any]) -> list[tuple[str, list[Any]]]:
+    """SQLite statements ``head`` (``INSERT INTO t (a, b) VALUES ``) for the rows of
+    ``width`` values in ``flat``.
 
-    On SQLite, as few statements as its limit on parameters allows, each of
-    them ``VALUES (...), (...), ...`` for many rows: a statement per row costs
-    SQLite a third more per row, and every statement its thread runs has to
-    win the interpreter's lock back (up to 5 ms when another thread is busy).
-    The rows are split evenly, so a batch uses at most two shapes of
-    statement. (PostgreSQL takes bulk writes by ``COPY``: see
-    :meth:`Database.copy_rows`.)
+    As few statements as SQLite's limit on parameters allows, each of them
+    ``VALUES (...), (...), ...`` for many rows: a statement per row costs
+    SQLite a third more per row. The rows are split evenly, so a batch uses
+    at most two shapes of statement (1,000 rows in two go as 500 + 500).
+    (PostgreSQL takes bulk writes by ``COPY``: see :meth:`Database.copy_rows`.)
     """
     count = len(flat) // width
     if not count:
-        return
+        return []
     group = "(" + ", ".join("{}" for _ in range(width)) + ")"
-    per = max(1, _max_parameters(db) // width)
-    statements = -(-count // per)
-    per = -(-count // statements)  # even parts: 1,000 rows in two go as 500 + 500
+    per = max(1, _max_parameters() // width)
+    per = -(-count // -(-count // per))  # even parts
     step = per * width
-    whole = count - count % per
-    if whole == count and statements == 1:
-        await db.execute(head + ", ".join([group] * per), flat)
-        return
-    if whole:
-        await db.execute_many(
-            head + ", ".join([group] * per),
-            [flat[start : start + step] for start in range(0, whole * width, step)],
-        )
-    if whole < count:
-        await db.execute(head + ", ".join([group] * (count - whole)), flat[whole * width :])
+    statements = []
+    for start in range(0, count * width, step):
+        rows = min(per, count - start // width)
+        statements.append((head + ", ".join([group] * rows), flat[start : start + rows * width]))
+    return statements
 
 
 @functools.cache
@@ -1788,7 +1832,7 @@ def _sqlite_parameters() -> int:
         connection.close()
 
 
-def _max_parameters(db: Database) -> int:
+def _max_parameters() -> int:
     """Parameters per SQLite statement for bulk inserts: the library's limit, at most 32,766."""
     return min(_sqlite_parameters(), 32_766)
 
@@ -1809,32 +1853,37 @@ def _bulk_plan(rt: EntityRuntime) -> _BulkPlan:
 
 
 async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int]:
-    """``count`` new ids for ``rt``'s table, as the database would give them on insert.
+    """``count`` new ids for ``rt``'s PostgreSQL table, out of the table's own sequence.
 
-    Inside a write transaction: SQLite's ``BEGIN IMMEDIATE`` keeps other
-    writers out, and AUTOINCREMENT never reuses an id (so the next ones follow
-    the larger of the highest id and ``sqlite_sequence``); PostgreSQL hands
-    them out of the table's own sequence.
+    (On SQLite, :func:`_write_sqlite` knows the ids without asking: see there.)
     """
-    if db.dialect == "postgres":
-        # the sequence looked up once (MATERIALIZED), not once per id: that lookup
-        # costs twice what nextval itself does
-        row = await db.fetch_one(
-            "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence({}, 'id')::regclass AS seq) "
-            "SELECT array_agg(nextval(s.seq)) AS ids FROM s, generate_series(1, {})",
-            [rt.quoted, count],
-        )
-        assert row is not None
-        return sorted(row["ids"])  # one row with an array: not a row per id
+    # the sequence looked up once (MATERIALIZED), not once per id: that lookup
+    # costs twice what nextval itself does
     row = await db.fetch_one(
+        "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence({}, 'id')::regclass AS seq) "
+        "SELECT array_agg(nextval(s.seq)) AS ids FROM s, generate_series(1, {})",
+        [rt.quoted, count],
+    )
+    assert row is not None
+    return sorted(row["ids"])  # one row with an array: not a row per id
+
+
+def _sqlite_next_id(rt: EntityRuntime) -> tuple[str, list[Any]]:
+    """The query of the highest id SQLite has given out for ``rt`` (see :func:`_sqlite_top`)."""
+    return (
         f"SELECT (SELECT MAX(id) FROM {rt.quoted}) AS top, "
         "(SELECT seq FROM sqlite_sequence WHERE name = {}) AS seq",
         [rt.name],
     )
+
+
+def _sqlite_top(rows: Sequence[Mapping[str, Any]]) -> int:
+    """The highest id given out, from the rows of :func:`_sqlite_next_id` (0: none yet)."""
+    row = rows[0] if rows else None
     top = int(row["top"]) if row and row["top"] is not None else 0
     if row is not None and row["seq"] is not None:
         top = max(top, int(row["seq"]))
-    return list(range(top + 1, top + 1 + count))
+    return top
 
 
 def _check_writes(
