@@ -125,6 +125,13 @@ class FieldType:
     #: False when the value never leaves the database: not returned, exported, filtered or sorted on.
     readable: ClassVar[bool] = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a type that checks values its own way but inherits a parent's column check
+        # would skip its checks in bulk writes: it gets the check a value at a time
+        if "validate" in cls.__dict__ and "validate_column" not in cls.__dict__:
+            cls.validate_column = FieldType.validate_column  # type: ignore[method-assign]
+
     def storage_for(self, field: FieldDef) -> Storage:
         """The storage kind of ``field`` (a formula's depends on what it returns)."""
         return self.storage
@@ -207,6 +214,20 @@ class FieldType:
     def validate(self, field: FieldDef, value: Any) -> str | None:
         """Check a decoded, non-null value; return the reason it is bad, or ``None``."""
         return None
+
+    def validate_column(self, field: FieldDef, values: Sequence[Any]) -> list[str | None] | None:
+        """:meth:`validate` of many values of one field at once (bulk writes, imports).
+
+        ``values`` are decoded; ``None`` among them is a null, which is not
+        checked. Returns ``None`` when every value passes, else the reason
+        (or ``None``) of each value in order, as :meth:`validate` gives it. A
+        type may override this to check a whole column faster than a call
+        per value; it must accept and refuse exactly what :meth:`validate`
+        does.
+        """
+        validate = self.validate
+        reasons = [validate(field, value) if value is not None else None for value in values]
+        return reasons if any(reasons) else None
 
     def normalize(self, field: FieldDef, value: Any) -> Any:
         """The canonical form of a decoded, validated, non-null value (default: as given).

@@ -12,6 +12,8 @@ rule operators those types filter with (``in_region``, ``geo_within``).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import functools
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -99,6 +101,12 @@ class EmailType(FieldType):
     def validate(self, field: FieldDef, value: Any) -> str | None:
         return None if _EMAIL.match(value) else f"{value!r} is not an e-mail address"
 
+    def validate_column(self, field: FieldDef, values: Sequence[Any]) -> list[str | None] | None:
+        match = _EMAIL.match
+        if all([value is None or match(value) for value in values]):
+            return None
+        return super().validate_column(field, values)
+
 
 class UrlType(FieldType):
     """An http(s) URL."""
@@ -178,6 +186,32 @@ class DecimalType(FieldType):
             return f"must be at most {options['max']}"
         return None
 
+    def validate_column(self, field: FieldDef, values: Sequence[Any]) -> list[str | None] | None:
+        # One quantize per value, in a context that traps what validate refuses: digits
+        # dropped after the point (Rounded, zeros too), more digits than the precision
+        # and infinities (InvalidOperation). Two refusals pass quantize quietly: NaN,
+        # which min and max then trap, and a zero with more places than the scale
+        # (0.000), which only its exponent shows. Any of these, and every value goes
+        # through validate, which names each.
+        present = [value for value in values if value is not None]
+        if len(present) < 2:  # min and max of one value compare nothing
+            return super().validate_column(field, values)
+        precision, scale = self.digits(field)
+        exponent, context = _quantizing(precision, scale)
+        try:
+            quantized = [value.quantize(exponent, context=context) for value in present]
+            lowest, highest = min(quantized), max(quantized)
+        except (ArithmeticError, TypeError, AttributeError):
+            return super().validate_column(field, values)
+        options = field.options
+        if (
+            any([value.as_tuple().exponent < -scale for value in present if not value])
+            or ("min" in options and lowest < Decimal(str(options["min"])))
+            or ("max" in options and highest > Decimal(str(options["max"])))
+        ):
+            return super().validate_column(field, values)
+        return None
+
     def reader(self, field: FieldDef, dialect: Dialect) -> Callable[[Any], Any] | None:
         # SQLite keeps NUMERIC as a float when it is not whole: restore the exact scale.
         exponent = Decimal(1).scaleb(-self.digits(field)[1])
@@ -243,6 +277,14 @@ class SelectType(FieldType):
         if value not in choices:
             return f"{value!r} is not one of {', '.join(map(repr, choices))}"
         return None
+
+    def validate_column(self, field: FieldDef, values: Sequence[Any]) -> list[str | None] | None:
+        try:  # a column holds a few distinct values: compare those with the choices
+            unknown = set(values).difference(field.options["choices"])
+        except TypeError:  # an unhashable value: validate says why
+            return super().validate_column(field, values)
+        unknown.discard(None)
+        return super().validate_column(field, values) if unknown else None
 
 
 class JsonType(FieldType):
@@ -327,3 +369,11 @@ def jimu_field_types() -> Sequence[FieldType]:
 def jimu_rule_operators() -> Sequence[Operator]:
     """The operators that filter by region (``in_region``) and by map box (``geo_within``)."""
     return [IN_REGION, GEO_WITHIN]
+
+
+@functools.cache
+def _quantizing(precision: int, scale: int) -> tuple[Decimal, decimal.Context]:
+    """The exponent of ``scale`` places, and a context in which quantizing to it raises
+    for a value that does not fit ``precision`` digits with ``scale`` after the point."""
+    context = decimal.Context(prec=precision, traps=[decimal.Rounded, decimal.InvalidOperation])
+    return Decimal(1).scaleb(-scale), context

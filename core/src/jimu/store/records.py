@@ -1142,9 +1142,8 @@ class RecordRepository:
         found: list[tuple[int, int, FieldProblem]] = []  # (row, check, problem)
         for check, (position, name, validate, normalize) in enumerate(plan.checks):
             if validate is not None:
-                column = [values[position] for values in batch]
-                reasons = [validate(value) if value is not None else None for value in column]
-                if any(reasons):
+                reasons = validate([values[position] for values in batch])
+                if reasons is not None:
                     for index, reason in enumerate(reasons):
                         if reason:
                             found.append((index, check, FieldProblem(labels[index] + name, reason)))
@@ -1464,17 +1463,23 @@ class _BulkPlan:
             and not rt.related
             and set(self.fields) == set(rt.fields)
         )
-        #: (position, name, validate, normalize) of the fields whose type checks or
-        #: rewrites values (``None``: the base class's, which does nothing)
+        #: (position, name, validate_column, normalize) of the fields whose type checks
+        #: or rewrites values (``None``: the base class's, which does nothing)
         self.checks: list[
-            tuple[int, str, Callable[[Any], str | None] | None, Callable[[Any], Any] | None]
+            tuple[
+                int,
+                str,
+                Callable[[Sequence[Any]], list[str | None] | None] | None,
+                Callable[[Any], Any] | None,
+            ]
         ] = []
         for position, name in enumerate(self.fields):
             field_type, definition = rt.types[name], rt.fields[name]
             kind = type(field_type)
             validate = (
-                functools.partial(field_type.validate, definition)
+                functools.partial(field_type.validate_column, definition)
                 if kind.validate is not FieldType.validate
+                or kind.validate_column is not FieldType.validate_column
                 else None
             )
             normalize = (
@@ -1506,16 +1511,11 @@ class _BulkPlan:
                 write = functools.partial(field_type.to_db, rt.fields[name], dialect=rt.dialect)
             if write is not None:
                 self.converters.append((position, write))
-        # the record's fields: the readable ones (not passwords), in the entity's order
-        positions = [self.fields.index(name) for name in rt.all_columns[3:] if name in self.fields]
-        getter = operator.itemgetter(*positions) if positions else None
-        self.reorder: Callable[[list[Any]], Sequence[Any]] = (
-            (lambda values: ())
-            if getter is None
-            else (lambda values: (getter(values),))
-            if len(positions) == 1
-            else getter
-        )
+        #: the record's fields (the readable ones, not passwords) in the entity's order,
+        #: as positions in the values
+        self.record_positions = [
+            self.fields.index(name) for name in rt.all_columns[3:] if name in self.fields
+        ]
         readers = dict(rt._readers)
         #: (position in a record, position in the values, reader) of fields whose record
         #: value is read from the stored form, as a read would (types with their own
@@ -1596,31 +1596,40 @@ class PreparedCreates:
     def convert(self) -> None:
         """Turn the validated values into parameters, and keep the records they read as.
 
-        A field at a time over every row: date-times into UTC, then the
-        records as reading them back would give them, then the values turned
-        into parameters in place (and what reads differently read from those).
+        A field at a time, each conversion one comprehension over the
+        field's values: date-times into UTC, then the records as reading them
+        back would give them, then the values turned into parameters (and
+        what reads differently read from those). ``batch`` keeps its identity
+        and gets the parameters' rows.
         """
         plan, batch = self.plan, self.batch
         if self.rt.links:
             self._links = self.links()
+        if not batch:
+            self.reads = []
+            return
+        utc = dt.UTC
+        columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
         for position in plan.in_utc:
-            for values in batch:
-                value = values[position]
-                if value is not None:
-                    values[position] = value.astimezone(dt.UTC)
-        reorder = plan.reorder
-        reads = [[None, None, None, *reorder(values)] for values in batch]
+            columns[position] = [
+                value.astimezone(utc) if value is not None else None for value in columns[position]
+            ]
+        record = [columns[position] for position in plan.record_positions]
+        params = list(columns)
         for position, write in plan.converters:
-            for values in batch:
-                value = values[position]
-                if value is not None:
-                    values[position] = write(value)
+            params[position] = [
+                write(value) if value is not None else None for value in columns[position]
+            ]
         for position, source, read_stored in plan.stored_readers:
-            for read, values in zip(reads, batch, strict=True):
-                value = values[source]
-                if value is not None:
-                    read[position] = read_stored(value)
-        self.reads = reads
+            record[position - 3] = [
+                read_stored(value) if value is not None else None for value in params[source]
+            ]
+        batch[:] = map(list, zip(*params, strict=True))
+        self.reads = (
+            [[None, None, None, *values] for values in zip(*record, strict=True)]
+            if record
+            else [[None, None, None] for _ in batch]
+        )
 
 
 def _labels(rows: Sequence[Any], prefixes: Sequence[str] | None) -> list[str]:
