@@ -828,14 +828,17 @@ class _Run:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = dict(zip(names, parsed, strict=True))
         elif self.drop_blank is not None:
-            # inserts: a blank is left out only where that differs from null (see drop_blank)
-            drop = self.drop_blank
-            for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
-                given = row.values = dict(zip(names, parsed, strict=True))
-                # (not ``None in parsed``: comparing a Decimal with None is slow)
-                for name in drop:
-                    if given.get(name, given) is None:
-                        del given[name]
+            given = [dict(zip(names, parsed, strict=True)) for parsed in zip(*columns, strict=True)]
+            # inserts: a blank is left out only where that differs from null (see
+            # drop_blank), found a column at a time (``is``: comparing a Decimal with
+            # None is slow)
+            for name in self.drop_blank:
+                if name in names:
+                    column = columns[names.index(name)]
+                    for index in [i for i, value in enumerate(column) if value is None]:
+                        del given[index][name]
+            for row, values in zip(full, given, strict=True):
+                row.values = values
         else:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = {
