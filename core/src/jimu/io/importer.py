@@ -837,8 +837,8 @@ class _Run:
                     column = columns[names.index(name)]
                     for index in [i for i, value in enumerate(column) if value is None]:
                         del given[index][name]
-            for row, values in zip(full, given, strict=True):
-                row.values = values
+            for row, row_values in zip(full, given, strict=True):
+                row.values = row_values
         else:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = {

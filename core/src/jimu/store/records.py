@@ -42,6 +42,7 @@ from jimu.fields import (
     python_type_for_storage,
     writer_for_storage,
 )
+from jimu.fields.builtin import DecimalType
 from jimu.meta import EntityDef, FieldDef
 from jimu.rules import fields_read
 from jimu.store.database import Database, render
@@ -1517,10 +1518,10 @@ class _BulkPlan:
             self.fields.index(name) for name in rt.all_columns[3:] if name in self.fields
         ]
         readers = dict(rt._readers)
-        #: (position in a record, position in the values, reader) of fields whose record
-        #: value is read from the stored form, as a read would (types with their own
-        #: ``to_db`` or reader, JSON)
-        self.stored_readers: list[tuple[int, int, Callable[[Any], Any]]] = []
+        #: (position in a record, position in the values, reader, whether the reader
+        #: takes the validated value) of fields whose record value is read from the
+        #: stored form, as a read would (types with their own ``to_db`` or reader, JSON)
+        self.stored_readers: list[tuple[int, int, Callable[[Any], Any], bool]] = []
         for position, name in enumerate(rt.all_columns):
             if name not in self.fields:  # system columns; kernel-filled fields (not fast)
                 continue
@@ -1538,8 +1539,16 @@ class _BulkPlan:
             reader = readers.get(name)
             if rt.dialect == "postgres" and storage == "datetime":
                 reader = functools.partial(_in_utc, reader)  # PostgreSQL returns UTC
+            # a decimal's reader (the stored text as a Decimal, to the column's scale)
+            # gives the same for the validated Decimal, whose text is exact: no parse
+            from_value = (
+                storage == "decimal"
+                and kind.to_db is FieldType.to_db
+                and kind.reader is DecimalType.reader
+                and kind.from_db is FieldType.from_db
+            )
             if reader is not None:
-                self.stored_readers.append((position, self.fields.index(name), reader))
+                self.stored_readers.append((position, self.fields.index(name), reader, from_value))
         #: a struct with the record's columns, positional, for encoding outbox payloads
         #: (the same JSON as the record as a dict, at a fraction of the cost)
         title = "".join(part.title() for part in rt.name.split("_"))
@@ -1620,9 +1629,10 @@ class PreparedCreates:
             params[position] = [
                 write(value) if value is not None else None for value in columns[position]
             ]
-        for position, source, read_stored in plan.stored_readers:
+        for position, source, read_stored, from_value in plan.stored_readers:
+            stored = columns[source] if from_value else params[source]
             record[position - 3] = [
-                read_stored(value) if value is not None else None for value in params[source]
+                read_stored(value) if value is not None else None for value in stored
             ]
         batch[:] = map(list, zip(*params, strict=True))
         self.reads = (
