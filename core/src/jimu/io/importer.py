@@ -833,10 +833,9 @@ class _Run:
             # drop_blank), found a column at a time (``is``: comparing a Decimal with
             # None is slow)
             for name in self.drop_blank:
-                if name in names:
-                    column = columns[names.index(name)]
-                    for index in [i for i, value in enumerate(column) if value is None]:
-                        del given[index][name]
+                column = columns[names.index(name)]
+                for index in [i for i, value in enumerate(column) if value is None]:
+                    del given[index][name]
             for row, row_values in zip(full, given, strict=True):
                 row.values = row_values
         else:

@@ -966,7 +966,8 @@ class RecordRepository:
         columns = plan.fields
         plugins = self.site.plugins
         # On SQLite inside a transaction with nothing to await but the write, the
-        # write's own savepoint (see _write_sqlite) keeps it whole: no trips for one here
+        # savepoint run_in_sqlite_thread gives the write keeps it whole: no trips to
+        # open and release one here
         one_trip = (
             self.db.dialect == "sqlite"
             and self.db.in_transaction
@@ -1744,7 +1745,7 @@ def _write_sqlite(
     def run(sql: str, params: Sequence[Any]) -> list[Any]:
         return connection.execute(render(sql, "sqlite"), params).fetchall()
 
-    top = _sqlite_top(run(*_sqlite_next_id(rt)))
+    top = _sqlite_highest_id(run(*_sqlite_highest_id_query(rt)))
     ids = list(range(top + 1, top + 1 + len(batch)))
     events = _stamp_records(plan, reads, ids, stamp)
     # the rows' parameters one after the other: the values, created_at, updated_at
@@ -1759,7 +1760,7 @@ def _write_sqlite(
         run(*statement)
     for statement in _sqlite_event_statements(shared, events):
         run(*statement)
-    if _sqlite_top(run(*_sqlite_next_id(rt))) != ids[-1]:
+    if _sqlite_highest_id(run(*_sqlite_highest_id_query(rt))) != ids[-1]:
         raise RuntimeError(f"create_many: {rt.name} ids were not assigned in order")
     return ids
 
@@ -1832,7 +1833,8 @@ def _flat_statements(head: str, width: int, flat: list[Any]) -> list[tuple[str, 
         return []
     group = "(" + ", ".join("{}" for _ in range(width)) + ")"
     per = max(1, _max_parameters() // width)
-    per = -(-count // -(-count // per))  # even parts
+    parts = -(-count // per)
+    per = -(-count // parts)  # even parts
     step = per * width
     statements = []
     for start in range(0, count * width, step):
@@ -1887,8 +1889,8 @@ async def _allocate_ids(db: Database, rt: EntityRuntime, count: int) -> list[int
     return sorted(row["ids"])  # one row with an array: not a row per id
 
 
-def _sqlite_next_id(rt: EntityRuntime) -> tuple[str, list[Any]]:
-    """The query of the highest id SQLite has given out for ``rt`` (see :func:`_sqlite_top`)."""
+def _sqlite_highest_id_query(rt: EntityRuntime) -> tuple[str, list[Any]]:
+    """The query of the highest id SQLite has given out for ``rt``."""
     return (
         f"SELECT (SELECT MAX(id) FROM {rt.quoted}) AS top, "
         "(SELECT seq FROM sqlite_sequence WHERE name = {}) AS seq",
@@ -1896,8 +1898,8 @@ def _sqlite_next_id(rt: EntityRuntime) -> tuple[str, list[Any]]:
     )
 
 
-def _sqlite_top(rows: Sequence[Mapping[str, Any]]) -> int:
-    """The highest id given out, from the rows of :func:`_sqlite_next_id` (0: none yet)."""
+def _sqlite_highest_id(rows: Sequence[Mapping[str, Any]]) -> int:
+    """The highest id given out, from the rows of its query (0: none yet)."""
     row = rows[0] if rows else None
     top = int(row["top"]) if row and row["top"] is not None else 0
     if row is not None and row["seq"] is not None:
