@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from jimu.auth import Actor, acting_as
+from jimu.auth import Access, Actor, EntityGrant, RoleDef, acting_as
 from jimu.errors import Conflict, ValidationFailed
 from jimu.meta import EntityDef, FieldDef
 from jimu.site import Site
@@ -392,3 +392,148 @@ def test_work_in_sqlite_s_thread_is_one_savepoint_and_needs_a_transaction(
 
     kept = run(site, work)
     assert kept is None or kept == ["a"]  # None: PostgreSQL, which refuses the call
+
+
+# -- rows given a column per field (an import's chunks) ---------------------------------------
+
+
+def _as_columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    """``rows`` as a list of values per field of ``names``; a key left out is ``None``."""
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _prepared_figures(prepared: R.PreparedCreates | None) -> tuple[Any, Any, list[str]]:
+    assert prepared is not None
+    return prepared.batch, prepared.reads, prepared.labels
+
+
+def test_rows_given_as_columns_are_prepared_as_the_rows_are(site: Site) -> None:
+    """The same parameters, records and labels as ``prepare_creates`` gives for the rows;
+    a missing column and a ``None`` are values left out, so defaults apply."""
+    rows = [as_python(row) for row in AS_JSON]
+    names = sorted({name for row in rows for name in row})
+
+    async def work(opened: Site) -> None:
+        await opened.create_entity(DEFAULTS)
+        by_rows = opened.records.prepare_creates("plain_row", rows, prefixes=["a.", "b.", "c."])
+        by_columns = opened.records.prepare_creates_from_columns(
+            "plain_row", _as_columns(rows, names), count=len(rows), prefixes=["a.", "b.", "c."]
+        )
+        assert _prepared_figures(by_columns) == _prepared_figures(by_rows)
+        # "level" and "points" have defaults; "note" has no column at all
+        defaults: list[dict[str, Any]] = [
+            {"name": "甲", "level": "金卡"},
+            {"name": "乙", "points": 3},
+        ]
+        assert _prepared_figures(
+            opened.records.prepare_creates_from_columns(
+                "with_default",
+                {"name": ["甲", "乙"], "level": ["金卡", None], "points": [None, 3]},
+                count=2,
+            )
+        ) == _prepared_figures(opened.records.prepare_creates("with_default", defaults))
+        written = opened.records.prepare_creates_from_columns(
+            "with_default", {"name": ["丙"]}, count=1
+        )
+        assert written is not None
+        [record_id] = await opened.records.create_prepared(written)
+        stored = await opened.records.get("with_default", record_id)
+        assert (stored["level"], stored["points"], stored["note"]) == ("普通", 10, None)
+
+    run(site, work)
+
+
+def test_columns_the_fast_check_cannot_take_are_left_to_the_rows(site: Site) -> None:
+    """``None`` wherever the rows' own path must decide (and name the problem); the
+    types' own checks raise the very problems that path raises."""
+    clerk = RoleDef(
+        name="clerk",
+        grants={"plain_row": EntityGrant(actions=["create"], fields={"note": "read"})},
+    )
+
+    async def work(opened: Site) -> None:
+        prepare = opened.records.prepare_creates_from_columns
+        # a required field without a value, a value of the wrong type, an unknown field
+        assert prepare("plain_row", {"name": ["x", None]}, count=2) is None
+        assert prepare("plain_row", {"name": ["x"], "points": ["3"]}, count=1) is None
+        assert prepare("plain_row", {"name": ["x"], "nope": [1]}, count=1) is None
+        # a JSON field: the rows go the JSON way
+        assert prepare("free_row", {"name": ["x"]}, count=1) is None
+        # an actor with limits on the fields it may write
+        with acting_as(Actor(kind="user", id=5, name="clerk"), Access(None, roles=[clerk])):
+            assert prepare("plain_row", {"name": ["x"]}, count=1) is None
+        with pytest.raises(ValueError, match="every column needs 2 values"):
+            prepare("plain_row", {"name": ["x"]}, count=2)
+        # the types' own checks: the problems the rows give
+        bad: list[dict[str, Any]] = [
+            {"name": "x", "balance": Decimal("1.234")},
+            {"name": "y", "city": "杭州"},
+        ]
+        with pytest.raises(ValidationFailed) as by_rows:
+            opened.records.prepare_creates("plain_row", bad)
+        with pytest.raises(ValidationFailed) as by_columns:
+            prepare("plain_row", _as_columns(bad, ["name", "balance", "city"]), count=2)
+        assert by_columns.value.errors == by_rows.value.errors
+        assert [problem["field"] for problem in by_columns.value.errors] == [
+            "create[0].balance",
+            "create[1].city",
+        ]
+
+    run(site, work)
+
+
+def test_an_import_a_column_at_a_time_writes_what_it_writes_a_row_at_a_time(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import hands clean chunks over as columns; the records and events are those
+    of the rows' own path (blank cells, defaults and every type of ``plain_row``)."""
+    from jimu.io import ImportOptions, Source, import_file
+    from tests.io.helpers import csv_bytes
+
+    header = ["name", "note", "email", "city", "points", "balance", "vip", "birthday"]
+    cells = [
+        ["王芳", "乌龙茶", "wang@example.cn", "上海", "120", "1299.5", "是", "1990-05-01"],
+        ["李雷", "", "", "", "", "0", "否", ""],
+        ["空", "", "", "北京", "7", "", "", "2001-02-03"],
+    ]
+    defaults = [["name", "level", "points"], ["甲", "", ""], ["乙", "金卡", "3"]]
+
+    async def imported(opened: Site, entity: str, data: bytes) -> list[Any]:
+        await opened.db.execute(f"DELETE FROM {entity}")
+        before = await opened.db.fetch_one("SELECT COALESCE(MAX(id), 0) AS n FROM jimu_event")
+        assert before is not None
+        outcome = await import_file(opened, entity, Source(data, "a.csv"), ImportOptions())
+        assert outcome.status == "succeeded", outcome.errors
+        page = await opened.records.query(entity, R.ListQuery(sort=[R.SortKey("id")]))
+        events = await opened.db.fetch(
+            "SELECT payload FROM jimu_event WHERE id > {} ORDER BY id", [before["n"]]
+        )
+        loaded = [
+            json.loads(e["payload"]) if isinstance(e["payload"], str) else e["payload"]
+            for e in events
+        ]
+        return [_without_system(r) for r in page.data] + [_without_system(p) for p in loaded]
+
+    async def work(opened: Site) -> None:
+        await opened.create_entity(DEFAULTS)
+        files = [("plain_row", csv_bytes([header, *cells])), ("with_default", csv_bytes(defaults))]
+        by_columns = [await imported(opened, entity, data) for entity, data in files]
+        calls = 0
+        original = R.RecordRepository.prepare_creates_from_columns
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            nonlocal calls
+            calls += 1
+            assert original(*args, **kwargs) is not None  # the columns were taken above
+            return None  # and now the rows decide
+
+        monkeypatch.setattr(R.RecordRepository, "prepare_creates_from_columns", counted)
+        by_rows = [await imported(opened, entity, data) for entity, data in files]
+        assert calls == 2
+        assert by_columns == by_rows
+        assert by_columns[1][:2] == [
+            {"name": "甲", "level": "普通", "points": 10, "note": None},
+            {"name": "乙", "level": "金卡", "points": 3, "note": None},
+        ]
+
+    run(site, work)

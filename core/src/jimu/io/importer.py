@@ -571,6 +571,9 @@ class _Chunk(msgspec.Struct):
 
     rows: list[_Row]
     prepared: PreparedCreates | None
+    #: the rows' values a list per field, when their ``values`` are not filled in (see
+    #: ``_Run.columnar``)
+    columns: dict[str, list[Any]] | None = None
 
 
 class _Run:
@@ -605,6 +608,17 @@ class _Run:
                 or self.rt.fields[name].required
                 or self.rt.fields[name].default is not None
             ]
+        #: whether a chunk whose cells all parse goes to the repository a column at a
+        #: time (inserts without computed fields or links): its rows' ``values`` are
+        #: only filled in when something needs them (see ``fill``)
+        self.columnar = (
+            self.drop_blank is not None
+            and plan.key is None
+            and not self.rt.computed
+            and not self.rt.links
+        )
+        #: the rows being written whose ``values`` are not filled in yet, and their columns
+        self.unfilled: tuple[list[_Row], dict[str, list[Any]]] | None = None
         #: whether parsing goes on while a chunk is written (see ``run``)
         self.overlap = site.db.dialect == "postgres"
         self.python_types: dict[str, Any] = {
@@ -673,14 +687,12 @@ class _Run:
                 chunk.append(_Row(number, tuple(cells)))
                 if len(chunk) >= CHUNK_ROWS:
                     await asyncio.sleep(0)  # the writer may have a reply to handle first
-                    self.parse(chunk)
-                    await self.hand_over(chunks, chunk, writer)
+                    await self.hand_over(chunks, chunk, writer, self.parse(chunk))
                     chunk = []
                 elif count % 128 == 0:
                     await asyncio.sleep(0)  # let the writer go on while the database works
             if chunk:
-                self.parse(chunk)
-                await self.hand_over(chunks, chunk, writer)
+                await self.hand_over(chunks, chunk, writer, self.parse(chunk))
             await self.hand_over(chunks, None, writer)
             await writer
         except BaseException:
@@ -695,14 +707,28 @@ class _Run:
         chunks: asyncio.Queue[_Chunk | None],
         chunk: list[_Row] | None,
         writer: asyncio.Task[None],
+        columns: dict[str, list[Any]] | None = None,
     ) -> None:
-        """Give a chunk (``None``: the end) to the writer, unless the writer has failed."""
+        """Give a chunk (``None``: the end) to the writer, unless the writer has failed.
+
+        ``columns``: the chunk's values a list per field, its rows' ``values``
+        not filled in (see :meth:`parse`).
+        """
         item = None
         if chunk is not None:
             self.outcome.rows += len(chunk)
-            self.duplicates(chunk)
+            failed = self.outcome.failed
+            self.duplicates(chunk, columns)
             await asyncio.sleep(0)  # again between the two CPU-bound steps
-            item = _Chunk(chunk, self.prepare(chunk))
+            prepared = None
+            if columns is not None and self.outcome.failed == failed:
+                prepared = self.prepare_columns(chunk, columns)
+            if prepared is None:
+                if columns is not None:
+                    self.fill(chunk, columns)
+                    columns = None
+                prepared = self.prepare(chunk)
+            item = _Chunk(chunk, prepared, columns)
         putting = asyncio.ensure_future(chunks.put(item))
         await asyncio.wait({putting, writer}, return_when=asyncio.FIRST_COMPLETED)
         if not self.overlap and putting.done() and not writer.done():
@@ -722,8 +748,11 @@ class _Run:
             try:
                 if chunk is None:
                     return
+                if chunk.columns is not None:
+                    self.unfilled = (chunk.rows, chunk.columns)
                 await self.write(chunk.rows, chunk.prepared)
             finally:
+                self.unfilled = None
                 chunks.task_done()
 
     async def report(self) -> None:
@@ -751,6 +780,45 @@ class _Run:
             )
         except JimuError:
             return None
+
+    def prepare_columns(
+        self, rows: list[_Row], columns: dict[str, list[Any]]
+    ) -> PreparedCreates | None:
+        """:meth:`prepare` for a chunk given a column per field; ``None``: :meth:`prepare`
+        decides (and names the problems).
+
+        :meth:`RecordRepository.prepare_creates_from_columns`: a blank cell is
+        a value left out, as in the rows' ``values`` (see ``drop_blank``).
+        """
+        try:
+            return self.site.records.prepare_creates_from_columns(
+                self.rt.name, columns, count=len(rows), prefixes=_prefixes(len(rows))
+            )
+        except JimuError:
+            return None
+
+    def fill(self, rows: list[_Row], columns: dict[str, list[Any]]) -> None:
+        """Give ``rows`` their ``values`` from ``columns``: a blank left out where that
+        differs from null (see ``drop_blank``), found a column at a time (``is``:
+        comparing a Decimal with None is slow)."""
+        names = list(columns)
+        given = [
+            dict(zip(names, parsed, strict=True)) for parsed in zip(*columns.values(), strict=True)
+        ]
+        for name in self.drop_blank or ():
+            column = columns.get(name)
+            if column is None:
+                continue
+            for index in [i for i, value in enumerate(column) if value is None]:
+                del given[index][name]
+        for row, row_values in zip(rows, given, strict=True):
+            row.values = row_values
+
+    def fill_unfilled(self) -> None:
+        """Fill in the ``values`` of the rows being written, if they are not yet."""
+        if self.unfilled is not None:
+            self.fill(*self.unfilled)
+            self.unfilled = None
 
     async def write(self, rows: list[_Row], prepared: PreparedCreates | None = None) -> None:
         key = self.plan.key
@@ -781,7 +849,7 @@ class _Run:
             self.progress.total = self.progress.processed
         await self.report()
 
-    def parse(self, rows: list[_Row]) -> None:
+    def parse(self, rows: list[_Row]) -> dict[str, list[Any]] | None:
         """Turn the cells of ``rows`` into field values, a column at a time; name bad cells.
 
         When every field has one column, each field's cells of the whole chunk
@@ -789,15 +857,20 @@ class _Run:
         refuses is parsed again a cell at a time, which names every bad cell.
         Rows too short for that, and fields filled from several columns, go a
         row at a time.
+
+        The values go into each row's ``values``, except for a ``columnar``
+        chunk whose every cell parsed: then the result holds them, a list per
+        field, and the rows' ``values`` are left to :meth:`fill`.
         """
         plan = self.plan
         pick = plan.pick
         if not rows:
-            return
+            return None
         if pick is None:
             for row in rows:
                 self.parse_row(row)
-            return
+            return None
+        failed = self.outcome.failed
         width = plan.width
         full = rows
         if min(map(len, map(_CELLS, rows))) < width:
@@ -806,7 +879,7 @@ class _Run:
                 if len(row.cells) < width:
                     self.parse_row(row)
         if not full:
-            return
+            return None
         columns = []
         for target, cells in zip(
             plan.targets, zip(*[pick(row.cells) for row in full], strict=True), strict=True
@@ -828,16 +901,10 @@ class _Run:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = dict(zip(names, parsed, strict=True))
         elif self.drop_blank is not None:
-            given = [dict(zip(names, parsed, strict=True)) for parsed in zip(*columns, strict=True)]
-            # inserts: a blank is left out only where that differs from null (see
-            # drop_blank), found a column at a time (``is``: comparing a Decimal with
-            # None is slow)
-            for name in self.drop_blank:
-                column = columns[names.index(name)]
-                for index in [i for i, value in enumerate(column) if value is None]:
-                    del given[index][name]
-            for row, row_values in zip(full, given, strict=True):
-                row.values = row_values
+            by_name = dict(zip(names, columns, strict=True))
+            if self.columnar and full is rows and self.outcome.failed == failed:
+                return by_name
+            self.fill(full, by_name)  # inserts: a blank is left out (see drop_blank)
         else:
             for row, parsed in zip(full, zip(*columns, strict=True), strict=True):
                 row.values = {
@@ -845,6 +912,7 @@ class _Run:
                     for name, value in zip(names, parsed, strict=True)
                     if value is not None
                 }
+        return None
 
     def parse_row(self, row: _Row) -> None:
         """Turn the cells of one row into field values; name every bad cell."""
@@ -882,11 +950,20 @@ class _Run:
         except (msgspec.ValidationError, TypeError, ValueError):
             return None
 
-    def duplicates(self, rows: list[_Row]) -> None:
+    def duplicates(self, rows: list[_Row], columns: dict[str, list[Any]] | None = None) -> None:
+        """Name the rows whose unique value an earlier row of the file has.
+
+        ``columns``: the rows' values a list per field, when their ``values``
+        are not filled in.
+        """
         for name, seen in self.seen.items():
             as_is = self.python_types.get(name) is None  # text and ids: compared as parsed
-            for row in rows:
-                value = row.values.get(name)
+            values = (
+                [row.values.get(name) for row in rows] if columns is None else columns.get(name)
+            )
+            if values is None:  # a unique field the file has no column for
+                continue
+            for row, value in zip(rows, values, strict=True):
                 if value is None:
                     continue
                 typed = value if as_is else self.typed(name, value)
@@ -1001,6 +1078,8 @@ class _Run:
         when the database refuses the rows (the unique index is the check
         that counts): then those rows are named and the others tried again.
         """
+        if prepared is None:
+            self.fill_unfilled()
         attempts = 0
         looked_up = False
         while rows:
@@ -1018,6 +1097,7 @@ class _Run:
                         refresh_statistics=False,  # once, at the end of the import
                     )
             except Conflict as exc:
+                self.fill_unfilled()  # what follows reads the rows' values
                 if not looked_up and self.plan.unique:
                     looked_up = True
                     rows = await self.check_taken(rows)
@@ -1028,12 +1108,14 @@ class _Run:
                 await self.insert_one_by_one(rows)
                 return
             except JimuError as exc:
+                self.fill_unfilled()
                 if attempts < 4 and self.attribute(rows, exc):
                     rows = [row for row in rows if not row.bad]
                     continue
                 await self.insert_one_by_one(rows)
                 return
             except _DATA_ERRORS:
+                self.fill_unfilled()
                 await self.insert_one_by_one(rows)
                 return
             self.outcome.created += len(rows)

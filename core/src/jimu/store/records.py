@@ -947,7 +947,61 @@ class RecordRepository:
         plan = _bulk_plan(rt)
         if self.site.form_for(entity, None) is not None or not plan.fast:
             return None
-        prepared = PreparedCreates(rt, plan, labels, self._decode_many(rt, plan, rows, labels))
+        return self._prepared(rt, plan, labels, self._decode_many(rt, plan, rows, labels))
+
+    def prepare_creates_from_columns(
+        self,
+        entity: str,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        count: int,
+        prefixes: Sequence[str] | None = None,
+    ) -> PreparedCreates | None:
+        """:meth:`prepare_creates` for ``count`` rows given as a list of values per field.
+
+        For a caller that holds its rows a field at a time (an import parses
+        a column at a time): no dict per row is built, and each field's
+        values are checked against its input type in one call. ``None`` in a
+        column means no value, as a key left out of a row does: the field's
+        default, and a problem for a required field. A field without a
+        column is left out of every row.
+
+        The result is the same :class:`PreparedCreates` that
+        :meth:`prepare_creates` gives for the same rows. ``None`` when this
+        path does not apply: an entity written a record at a time, an actor
+        with limits on the fields it may write, a column that is not one of
+        the entity's fields, or a value its input type refuses. Give the
+        rows to :meth:`prepare_creates` then, which names every problem.
+        Values the types' own checks refuse raise :class:`ValidationFailed`,
+        as there.
+        """
+        rt = self.runtime(entity)
+        if prefixes is not None and len(prefixes) != count:
+            raise ValueError("prepare_creates_from_columns: give one prefix per row")
+        if any(len(values) != count for values in columns.values()):
+            raise ValueError(f"prepare_creates_from_columns: every column needs {count} values")
+        access = current_access()
+        access.require(entity, "create")
+        plan = _bulk_plan(rt)
+        if (
+            not access.unrestricted
+            or self.site.form_for(entity, None) is not None
+            or not plan.fast
+            or not plan.convertible
+            or not columns.keys() <= set(plan.fields)
+        ):
+            return None
+        converted = plan.convert_columns(columns, count)
+        if converted is None:
+            return None
+        labels = list(prefixes) if prefixes is not None else _labels(range(count), None)
+        return self._prepared(rt, plan, labels, _check_columns(plan, converted, labels))
+
+    def _prepared(
+        self, rt: EntityRuntime, plan: _BulkPlan, labels: list[str], columns: list[list[Any]]
+    ) -> PreparedCreates:
+        """Checked values as a :class:`PreparedCreates`, converted unless hooks may change them."""
+        prepared = PreparedCreates(rt, plan, labels, columns)
         if not self.site.plugins.has_hook("jimu_before_create"):
             prepared.convert()
         return prepared
@@ -960,8 +1014,8 @@ class RecordRepository:
         if prepared.written:
             raise RuntimeError("create_prepared: these rows were written already")
         prepared.written = True
-        rt, plan, labels, batch = prepared.rt, prepared.plan, prepared.labels, prepared.batch
-        if not batch:
+        rt, plan, labels = prepared.rt, prepared.plan, prepared.labels
+        if not prepared.rows:
             return []
         columns = plan.fields
         plugins = self.site.plugins
@@ -980,6 +1034,7 @@ class RecordRepository:
                 await self._check_links(rt, prepared.links())
             if prepared.reads is None:
                 if plugins.has_hook("jimu_before_create"):
+                    batch = prepared.value_rows()
                     for index, values in enumerate(batch):
                         given = dict(zip(columns, values, strict=True))
                         ordered = {name: given[name] for name in rt.fields if name in given}
@@ -995,8 +1050,9 @@ class RecordRepository:
                         checked = self._revalidate(rt, ordered, labels[index])
                         # a column the hook left out is NULL, exactly as in an insert without it
                         batch[index] = [checked.get(name) for name in columns]
+                    prepared.columns = [list(column) for column in zip(*batch, strict=True)]
                 prepared.convert()
-            reads = prepared.reads
+            reads, batch = prepared.reads, prepared.batch
             assert reads is not None
             prepared.reads = None
             stamp = rt.to_db("created_at", _now_utc())
@@ -1096,7 +1152,8 @@ class RecordRepository:
         rows: Sequence[bytes | Mapping[str, Any]],
         labels: Sequence[str],
     ) -> list[list[Any]]:
-        """Every row validated as :meth:`_decode` does, its values in ``plan.fields`` order.
+        """Every row validated as :meth:`_decode` does: a list of values per field of
+        ``plan.fields``.
 
         All problems of all rows are raised together.
 
@@ -1138,27 +1195,9 @@ class RecordRepository:
                     raise ValidationFailed(problems) from None
                 raise  # the rows pass one by one but not together: a bug worth seeing
         astuple = msgspec.structs.astuple
-        batch = [list(astuple(obj)) for obj in decoded]
+        columns = [list(column) for column in zip(*map(astuple, decoded), strict=True)]
         del decoded
-        # a field at a time over every row: one short loop per checked field
-        found: list[tuple[int, int, FieldProblem]] = []  # (row, check, problem)
-        for check, (position, name, validate, normalize) in enumerate(plan.checks):
-            if validate is not None:
-                reasons = validate([values[position] for values in batch])
-                if reasons is not None:
-                    for index, reason in enumerate(reasons):
-                        if reason:
-                            found.append((index, check, FieldProblem(labels[index] + name, reason)))
-                            batch[index][position] = None  # not normalised below
-            if normalize is not None:  # the canonical form, as _decode keeps it
-                for values in batch:
-                    value = values[position]
-                    if value is not None:
-                        values[position] = normalize(value)
-        if found:
-            found.sort(key=lambda item: item[:2])  # row by row, as _decode names them
-            raise ValidationFailed([problem for _, _, problem in found])
-        return batch
+        return _check_columns(plan, columns or [[] for _ in plan.fields], labels)
 
     # -- reads -----------------------------------------------------------
 
@@ -1441,6 +1480,79 @@ class RecordRepository:
         return dict(counted)
 
 
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    """What a field of an input struct gets when a row leaves it out."""
+
+    #: no default: leaving the field out is a problem
+    required: bool = False
+    #: the default
+    default: Any = None
+    #: gives the default instead, a fresh one each time (a mutable default)
+    factory: Callable[[], Any] | None = None
+
+    def fill(self, count: int) -> list[Any]:
+        """The values of ``count`` rows that all leave the field out."""
+        if self.factory is not None:
+            return [self.factory() for _ in range(count)]
+        return [self.default] * count
+
+    def replace(self, values: list[Any]) -> list[Any]:
+        """``values`` with each ``None`` (a value left out) replaced by the default."""
+        if self.factory is None and self.default is None:
+            return values
+        factory = self.factory or (lambda: self.default)
+        return [factory() if value is None else value for value in values]
+
+
+def _column_type(info: msgspec.structs.FieldInfo) -> tuple[Any, _Missing]:
+    """The list type a column of field ``info`` converts to, and what a missing value is.
+
+    A required field, and one whose default is null, take their own type (a
+    required field's refuses null); a field with another default takes the
+    type or null, the null then replaced by the default.
+    """
+    if info.required:
+        return list[info.type], _Missing(required=True)  # type: ignore[name-defined]
+    if info.default_factory is not msgspec.NODEFAULT:
+        return (
+            list[info.type | None],  # type: ignore[name-defined]
+            _Missing(factory=info.default_factory),
+        )
+    if info.default is None:
+        return list[info.type], _Missing()  # type: ignore[name-defined]
+    return list[info.type | None], _Missing(default=info.default)  # type: ignore[name-defined]
+
+
+def _check_columns(
+    plan: _BulkPlan, columns: list[list[Any]], labels: Sequence[str]
+) -> list[list[Any]]:
+    """Run the fields' own checks and normalisations over ``columns`` (a list per field).
+
+    A field at a time over every row: one short loop per checked field. All
+    problems of all rows are raised together, row by row as :meth:`_decode`
+    names them.
+    """
+    found: list[tuple[int, int, FieldProblem]] = []  # (row, check, problem)
+    for check, (position, name, validate, normalize) in enumerate(plan.checks):
+        column = columns[position]
+        if validate is not None:
+            reasons = validate(column)
+            if reasons is not None:
+                for index, reason in enumerate(reasons):
+                    if reason:
+                        found.append((index, check, FieldProblem(labels[index] + name, reason)))
+                        column[index] = None  # not normalised below
+        if normalize is not None:  # the canonical form, as _decode keeps it
+            columns[position] = [
+                normalize(value) if value is not None else None for value in column
+            ]
+    if found:
+        found.sort(key=lambda item: item[:2])
+        raise ValidationFailed([problem for _, _, problem in found])
+    return columns
+
+
 class _BulkPlan:
     """What :meth:`RecordRepository.create_many` needs of one runtime, built once.
 
@@ -1458,6 +1570,11 @@ class _BulkPlan:
         #: whether converting Python values gives exactly what decoding their JSON gives
         #: (not for floats, whose NaN JSON writes as null, nor for free-form JSON)
         self.convertible = _converts_like_json(msgspec.inspect.type_info(rt.create_struct))
+        #: per field of ``fields``: what ``convert_columns`` checks its values against,
+        #: and what a missing value (``None``) becomes
+        self.column_types: list[tuple[Any, _Missing]] = [
+            _column_type(info) for info in msgspec.structs.fields(rt.create_struct)
+        ]
         #: whether the batch path applies (else: a record at a time, see create_many)
         self.fast = (
             not rt.computed
@@ -1562,6 +1679,34 @@ class _BulkPlan:
         )
         self._stamp = readers.get("created_at")
 
+    def convert_columns(
+        self, given: Mapping[str, Sequence[Any]], count: int
+    ) -> list[list[Any]] | None:
+        """``count`` rows given a list of values per field, checked against the input
+        struct's field types: a list per field of ``fields``.
+
+        Each field's values in one :func:`msgspec.convert` call against its
+        field's type, which checks each value as converting a row's dict to
+        the struct does. ``None`` in ``given``, or a field not in it, is a
+        value left out: the field's default. ``None`` (the result) when a
+        value is refused or a required field has none: the rows' own path
+        names the problem.
+        """
+        columns: list[list[Any]] = []
+        for name, (list_type, missing) in zip(self.fields, self.column_types, strict=True):
+            values = given.get(name)
+            if values is None:
+                if missing.required:
+                    return None
+                columns.append(missing.fill(count))
+                continue
+            try:
+                converted: list[Any] = msgspec.convert(values, list_type)
+            except msgspec.ValidationError:
+                return None
+            columns.append(missing.replace(converted))
+        return columns
+
     def read_stamp(self, stamp: Any) -> Any:
         """A ``created_at`` parameter as reading it back gives it."""
         return self._stamp(stamp) if self._stamp is not None else stamp
@@ -1572,15 +1717,17 @@ class PreparedCreates:
     written once by :meth:`RecordRepository.create_prepared`."""
 
     def __init__(
-        self, rt: EntityRuntime, plan: _BulkPlan, labels: list[str], batch: list[list[Any]]
+        self, rt: EntityRuntime, plan: _BulkPlan, labels: list[str], columns: list[list[Any]]
     ) -> None:
         self.rt = rt
         self.plan = plan
         #: each row's prefix in problems (``create[3].``)
         self.labels = labels
-        #: the rows' values in ``plan.fields`` order: as validated, then (``convert``)
-        #: as the insert's parameters
-        self.batch = batch
+        #: until ``convert``: the rows' values as validated, a list per field of
+        #: ``plan.fields``
+        self.columns: list[list[Any]] | None = columns
+        #: after ``convert``: the insert's parameters, a list per row
+        self.batch: list[list[Any]] = []
         #: after ``convert``: each record as reading it back gives it, its id and time
         #: stamps (the first three columns) left for the write to fill in
         self.reads: list[list[Any]] | None = None
@@ -1592,16 +1739,22 @@ class PreparedCreates:
         """Each row's prefix and its values of link fields, as validated (to check them)."""
         if self._links is not None:
             return self._links
-        positions = [(name, self.plan.fields.index(name)) for name in self.rt.links]
+        assert self.columns is not None
+        links = [(name, self.columns[self.plan.fields.index(name)]) for name in self.rt.links]
         return [
-            (label, {name: values[position] for name, position in positions})
-            for label, values in zip(self.labels, self.batch, strict=True)
+            (label, {name: values[index] for name, values in links})
+            for index, label in enumerate(self.labels)
         ]
 
     @property
     def rows(self) -> int:
         """How many rows there are."""
-        return len(self.batch)
+        return len(self.labels)
+
+    def value_rows(self) -> list[list[Any]]:
+        """Before ``convert``: the validated values a list per row (for hooks to change)."""
+        assert self.columns is not None
+        return [list(values) for values in zip(*self.columns, strict=True)]
 
     def convert(self) -> None:
         """Turn the validated values into parameters, and keep the records they read as.
@@ -1609,17 +1762,18 @@ class PreparedCreates:
         A field at a time, each conversion one comprehension over the
         field's values: date-times into UTC, then the records as reading them
         back would give them, then the values turned into parameters (and
-        what reads differently read from those). ``batch`` keeps its identity
-        and gets the parameters' rows.
+        what reads differently read from those), which ``batch`` gets a row
+        at a time.
         """
-        plan, batch = self.plan, self.batch
+        plan, columns = self.plan, self.columns
+        assert columns is not None
         if self.rt.links:
             self._links = self.links()
-        if not batch:
-            self.reads = []
+        self.columns = None
+        if not self.labels:
+            self.batch, self.reads = [], []
             return
         utc = dt.UTC
-        columns: list[Sequence[Any]] = list(zip(*batch, strict=True))
         for position in plan.in_utc:
             columns[position] = [
                 value.astimezone(utc) if value is not None else None for value in columns[position]
@@ -1635,11 +1789,11 @@ class PreparedCreates:
             record[position - 3] = [
                 read_stored(value) if value is not None else None for value in stored
             ]
-        batch[:] = map(list, zip(*params, strict=True))
+        self.batch = list(map(list, zip(*params, strict=True)))
         self.reads = (
             [[None, None, None, *values] for values in zip(*record, strict=True)]
             if record
-            else [[None, None, None] for _ in batch]
+            else [[None, None, None] for _ in self.batch]
         )
 
 
