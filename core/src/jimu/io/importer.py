@@ -617,8 +617,8 @@ class _Run:
             and not self.rt.computed
             and not self.rt.links
         )
-        #: the rows being written whose ``values`` are not filled in yet, and their columns
-        self.unfilled: tuple[list[_Row], dict[str, list[Any]]] | None = None
+        #: the chunk being written (its rows' ``values`` filled in on demand, see ``fill``)
+        self.writing: _Chunk | None = None
         #: whether parsing goes on while a chunk is written (see ``run``)
         self.overlap = site.db.dialect == "postgres"
         self.python_types: dict[str, Any] = {
@@ -748,11 +748,10 @@ class _Run:
             try:
                 if chunk is None:
                     return
-                if chunk.columns is not None:
-                    self.unfilled = (chunk.rows, chunk.columns)
+                self.writing = chunk
                 await self.write(chunk.rows, chunk.prepared)
             finally:
-                self.unfilled = None
+                self.writing = None
                 chunks.task_done()
 
     async def report(self) -> None:
@@ -816,9 +815,10 @@ class _Run:
 
     def fill_unfilled(self) -> None:
         """Fill in the ``values`` of the rows being written, if they are not yet."""
-        if self.unfilled is not None:
-            self.fill(*self.unfilled)
-            self.unfilled = None
+        chunk = self.writing
+        if chunk is not None and chunk.columns is not None:
+            self.fill(chunk.rows, chunk.columns)
+            chunk.columns = None
 
     async def write(self, rows: list[_Row], prepared: PreparedCreates | None = None) -> None:
         key = self.plan.key

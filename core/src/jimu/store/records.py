@@ -944,8 +944,8 @@ class RecordRepository:
                 submitted = row if isinstance(row, Mapping) else msgspec.json.decode(row)
                 if isinstance(submitted, Mapping):
                     _check_writes(access, rt, submitted, label)
-        plan = _bulk_plan(rt)
-        if self.site.form_for(entity, None) is not None or not plan.fast:
+        plan = self._batch_plan(rt)
+        if plan is None:
             return None
         return self._prepared(rt, plan, labels, self._decode_many(rt, plan, rows, labels))
 
@@ -982,11 +982,10 @@ class RecordRepository:
             raise ValueError(f"prepare_creates_from_columns: every column needs {count} values")
         access = current_access()
         access.require(entity, "create")
-        plan = _bulk_plan(rt)
+        plan = self._batch_plan(rt)
         if (
-            not access.unrestricted
-            or self.site.form_for(entity, None) is not None
-            or not plan.fast
+            plan is None
+            or not access.unrestricted
             or not plan.convertible
             or not columns.keys() <= set(plan.fields)
         ):
@@ -996,6 +995,14 @@ class RecordRepository:
             return None
         labels = list(prefixes) if prefixes is not None else _labels(range(count), None)
         return self._prepared(rt, plan, labels, _check_columns(plan, converted, labels))
+
+    def _batch_plan(self, rt: EntityRuntime) -> _BulkPlan | None:
+        """The plan of ``rt``'s bulk writes; ``None``: its records are written a record at a
+        time (a default form, kernel-filled fields, lookups and rollups)."""
+        plan = _bulk_plan(rt)
+        if self.site.form_for(rt.name, None) is not None or not plan.fast:
+            return None
+        return plan
 
     def _prepared(
         self, rt: EntityRuntime, plan: _BulkPlan, labels: list[str], columns: list[list[Any]]
